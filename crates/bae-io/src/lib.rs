@@ -1,0 +1,33 @@
+//! File input and output for the Binary Autoencoder trainer.
+//!
+//! * [`ActivationFile`]: a memory-mapped `[n, d]` activation matrix from a `.safetensors`
+//!   or `.npy` file (F16, BF16, F32, F64), read as f32 rows with NaN/Inf checks.
+//! * [`write_activations`]: the inverse, for tests, tools and data preparation.
+//! * [`load_tensors`], [`load_tensors_f64`], [`take_tensor`], [`save_tensors`]: named
+//!   tensors (parameters, checkpoints, golden vectors) in safetensors files.
+//! * [`write_atomic`]: crash-safe file replacement; [`JsonlWriter`]: metrics logs.
+//!
+//! All inputs are treated as untrusted. Every declared size (header lengths, shapes,
+//! offsets) is checked with overflow-safe arithmetic against the real file length before
+//! anything is allocated or read, so malformed files produce an error and never a panic,
+//! an out-of-bounds read, a huge allocation or a hang. Every error is an [`IoError`] whose
+//! `Display` is a single line `"<path>: <problem>"`.
+
+mod activations;
+mod atomic;
+mod dtype;
+mod error;
+mod jsonl;
+mod npy;
+mod safetensors_file;
+mod tensors;
+
+pub use activations::{ACTIVATIONS_TENSOR, ActivationFile, FileFormat, write_activations};
+pub use atomic::{write_atomic, write_atomic_with};
+pub use dtype::{DType, first_non_finite, first_non_finite_f64};
+pub use error::{IoError, Result};
+pub use jsonl::JsonlWriter;
+pub use tensors::{
+    Tensor, Tensor64, TensorFile, load_tensors, load_tensors_f64, save_tensors, save_tensors_f64,
+    take_tensor, take_tensor_f64,
+};

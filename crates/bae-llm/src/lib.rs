@@ -1,0 +1,32 @@
+//! # bae-llm: SmolLM2-135M hidden states on CPU
+//!
+//! Loads a llama-architecture GGUF model (SmolLM2-135M-Instruct Q4_1, fetched by
+//! `bash scripts/setup.sh`) with candle's GGUF reader, dequantises the weights to f32, and runs a
+//! forward pass written here that stops at the deepest requested block and returns the residual
+//! stream. [`run_extract`] streams a text corpus through it into safetensors shards.
+//!
+//! * [`Gguf`]: metadata and weights; [`LlamaConfig`]: the hyper-parameters.
+//! * [`Tokenizer`]: byte-level BPE rebuilt from the GGUF metadata (llama.cpp "smollm"
+//!   pre-tokenizer: every digit alone, then the GPT-2 regex).
+//! * [`Model`]: `hidden_states(ids, blocks)` and `logits(ids)`.
+//!   **Block convention:** block `b` is the residual stream after layer `b` (0-based), i.e. after
+//!   layers `0..=b`; block 15 is the output of the 16th of 30 layers.
+//! * [`run_extract`] / [`ExtractArgs`]: resumable, memory-bounded extraction to
+//!   `OUT/block<B>/shard-NNNNN.safetensors` + `manifest.json`.
+//!
+//! Every error is an [`LlmError`] whose `Display` is one line.
+
+pub mod corpus;
+pub mod error;
+pub mod extract;
+pub mod gguf;
+pub mod model;
+pub mod shards;
+pub mod tokenizer;
+
+pub use error::LlmError;
+pub use extract::{BlockSummary, DEFAULT_MODEL, ExtractArgs, ExtractSummary, run_extract};
+pub use gguf::{Gguf, LlamaConfig};
+pub use model::{LoadOptions, Model};
+pub use shards::{Manifest, OutDtype};
+pub use tokenizer::Tokenizer;

@@ -1,0 +1,144 @@
+//! Training options, with the official defaults ("standard usage" of the paper's code).
+
+use bae_ref::{AdamConfig, Arch, Estimator};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchKind {
+    Bae,
+    ReluL1,
+    Topk,
+    Jumprelu,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub arch: ArchKind,
+    /// "sign_s" (official default) or "ste"
+    pub estimator: String,
+    /// d' = expand * d (official: 4)
+    pub expand: usize,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub adam_eps: f64,
+    pub batch_size: usize,
+    /// number of passes over the training rows (official: 2000); ignored when `steps` is set
+    pub epochs: u64,
+    /// total optimiser steps; overrides `epochs`
+    pub steps: Option<u64>,
+    pub lambda_entropy: f64,
+    pub lambda_cov: f64,
+    /// first step with the entropy term on; None = a quarter of the run (official: epoch 500 of 2000)
+    pub entropy_start: Option<u64>,
+    /// share of rows held out for validation, taken from the end of the data (official: 0.2, sequential)
+    pub val_split: f64,
+    pub seed: u64,
+    pub shuffle: bool,
+    /// L1 weight for relu-l1 / jumprelu
+    pub l1: f64,
+    /// k for topk
+    pub k: usize,
+    /// threshold for jumprelu
+    pub theta: f64,
+    /// start from these weights (golden layout) instead of the seeded init
+    pub init: Option<PathBuf>,
+    /// write a metrics line every this many steps (1 = every step)
+    pub log_every: u64,
+    /// rows per forward pass during validation
+    pub eval_batch: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: PathBuf::new(),
+            out: PathBuf::from("runs/bae"),
+            arch: ArchKind::Bae,
+            estimator: "sign_s".into(),
+            expand: 4,
+            lr: 5e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            adam_eps: 1e-8,
+            batch_size: 512,
+            epochs: 2000,
+            steps: None,
+            lambda_entropy: 1e-7,
+            lambda_cov: 1e-7,
+            entropy_start: None,
+            val_split: 0.2,
+            seed: 0,
+            shuffle: true,
+            l1: 1e-3,
+            k: 32,
+            theta: 0.5,
+            init: None,
+            log_every: 1,
+            eval_batch: 4096,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn estimator(&self) -> Result<Estimator, String> {
+        match self.estimator.as_str() {
+            "sign_s" | "sign-s" => Ok(Estimator::SignS),
+            "ste" | "sign" => Ok(Estimator::Ste),
+            other => Err(format!("unknown estimator '{other}' (expected sign_s or ste)")),
+        }
+    }
+
+    pub fn arch(&self) -> Result<Arch, String> {
+        Ok(match self.arch {
+            ArchKind::Bae => Arch::Bae {
+                estimator: self.estimator()?,
+                lambda_entropy: self.lambda_entropy,
+                lambda_cov: self.lambda_cov,
+            },
+            ArchKind::ReluL1 => Arch::ReluL1 { l1: self.l1 },
+            ArchKind::Topk => Arch::TopK { k: self.k, l1: 0.0 },
+            ArchKind::Jumprelu => Arch::JumpRelu {
+                theta: self.theta,
+                l1: self.l1,
+            },
+        })
+    }
+
+    pub fn adam(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.adam_eps,
+        }
+    }
+
+    /// Problems that make the run impossible, as one line.
+    pub fn validate(&self) -> Result<(), String> {
+        self.arch()?;
+        if self.batch_size < 2 {
+            return Err("--batch-size must be at least 2 (the covariance needs two rows)".into());
+        }
+        if self.expand == 0 {
+            return Err("--expand must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.val_split) {
+            return Err(format!("--val-split must be in [0, 1), got {}", self.val_split));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("--lr must be positive, got {}", self.lr));
+        }
+        if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
+            return Err("nothing to train: --steps/--epochs is 0".into());
+        }
+        if self.arch == ArchKind::Topk && self.k == 0 {
+            return Err("--k must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+//! A thin trainer over the CPU reference: data sources and the seeded batch schedule, the training
+//! loop with metrics and outputs, validation metrics, synthetic data with known entropy, and a
+//! step benchmark.
+
+pub mod bench;
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod synth;
+pub mod trainer;
+
+pub use config::{ArchKind, TrainConfig};
+pub use data::{MemoryRows, RowSource, Schedule};
+pub use eval::{evaluate, EvalReport};
+pub use trainer::{init_params, load_init, save_model, train, TrainOutcome, TrainState};

@@ -1,0 +1,208 @@
+//! The training loop: batches in a seeded order, one reference step, Adam, metrics, outputs.
+//!
+//! The whole state of a run is `TrainState` (weights, Adam moments and step count) plus the
+//! config: the batch order is a function of (seed, step), so a run can stop and go on exactly.
+
+use crate::config::TrainConfig;
+use crate::data::{RowSource, Schedule};
+use crate::eval::{evaluate, EvalReport};
+use bae_io::JsonlWriter;
+use bae_ref::{Adam, Arch, Params, PARAM_NAMES};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Everything that changes during training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    pub params: Params<f32>,
+    pub adam: Adam<f32>,
+    /// optimiser steps completed
+    pub step: u64,
+}
+
+/// Seeded torch-style init (U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+pub fn init_params(d: usize, d_code: usize, seed: u64) -> Params<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Params::init_linear(d, d_code, || rng.random::<f64>())
+}
+
+/// Load `--init` weights in the golden layout; shapes must match the data and `--expand`.
+pub fn load_init(path: &Path, d: usize, d_code: usize) -> Result<Params<f32>, String> {
+    let (mut map, _) = bae_io::load_tensors(path).map_err(|e| e.to_string())?;
+    let mut p = Params::zeros(d, d_code);
+    let shapes = p.shapes();
+    for ((name, shape), dst) in PARAM_NAMES.iter().zip(shapes.iter()).zip(p.tensors_mut()) {
+        *dst = bae_io::take_tensor(&mut map, path, name, shape).map_err(|e| e.to_string())?;
+    }
+    if let Some((name, i)) = p.first_non_finite() {
+        return Err(format!("{}: tensor {name} has a non-finite value at index {i}", path.display()));
+    }
+    Ok(p)
+}
+
+pub fn save_model(path: &Path, params: &Params<f32>, meta: &BTreeMap<String, String>) -> Result<(), String> {
+    let shapes = params.shapes();
+    let tensors: Vec<(&str, &[usize], &[f32])> = PARAM_NAMES
+        .iter()
+        .zip(shapes.iter())
+        .zip(params.tensors())
+        .map(|((n, s), t)| (*n, s.as_slice(), t))
+        .collect();
+    bae_io::save_tensors(path, &tensors, meta).map_err(|e| e.to_string())
+}
+
+/// What a finished run returns.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    pub state: TrainState,
+    pub val: Option<EvalReport>,
+    pub train_tokens_per_s: f64,
+}
+
+/// First step with the entropy term on.
+pub fn entropy_start(cfg: &TrainConfig, schedule: &Schedule) -> u64 {
+    cfg.entropy_start.unwrap_or(schedule.total_steps / 4)
+}
+
+/// Train on `src` as `cfg` says, writing `model.safetensors`, `config.json`, `metrics.jsonl`
+/// and `summary.json` into `cfg.out`.
+pub fn train(cfg: &TrainConfig, src: &dyn RowSource, show_progress: bool) -> Result<TrainOutcome, String> {
+    cfg.validate()?;
+    let arch = cfg.arch()?;
+    let d = src.dim();
+    let d_code = cfg.expand * d;
+    let schedule = Schedule::new(
+        src.n_rows(),
+        cfg.val_split,
+        cfg.batch_size,
+        cfg.shuffle,
+        cfg.seed,
+        cfg.epochs,
+        cfg.steps,
+    )?;
+    let ent_start = entropy_start(cfg, &schedule);
+    let params = match &cfg.init {
+        Some(p) => load_init(p, d, d_code)?,
+        None => init_params(d, d_code, cfg.seed),
+    };
+    let adam = Adam::new(cfg.adam(), &params);
+    let mut state = TrainState { params, adam, step: 0 };
+
+    let out = &cfg.out;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
+    let config_json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())?;
+    bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes()).map_err(|e| e.to_string())?;
+    let mut metrics = JsonlWriter::create(&out.join("metrics.jsonl")).map_err(|e| e.to_string())?;
+
+    let bar = progress_bar(show_progress, schedule.total_steps * cfg.batch_size as u64);
+    let mut x = vec![0f32; cfg.batch_size * d];
+    let mut order: Option<(u64, Vec<usize>)> = None;
+    let started = Instant::now();
+    let mut tokens = 0u64;
+    while state.step < schedule.total_steps {
+        let (epoch, b) = schedule.position(state.step);
+        if order.as_ref().map(|o| o.0) != Some(epoch) {
+            order = Some((epoch, schedule.epoch_order(epoch)));
+        }
+        let rows = schedule.batch(&order.as_ref().expect("order set above").1, b);
+        let n = rows.len();
+        let xb = &mut x[..n * d];
+        src.gather(rows, xb).map_err(|e| format!("step {}: {e}", state.step))?;
+        let entropy_on = state.step >= ent_start;
+        let s = bae_ref::step(&state.params, xb, n, &arch, entropy_on);
+        if !s.losses.total.is_finite() {
+            return Err(format!(
+                "step {}: loss became {} (epoch {epoch}, batch {b}); stopping",
+                state.step, s.losses.total
+            ));
+        }
+        state.adam.step(&mut state.params, &s.backward.grads);
+        state.step += 1;
+        tokens += n as u64;
+        bar.inc(n as u64);
+        if state.step % cfg.log_every == 0 || state.step == schedule.total_steps {
+            let l0 = s.forward.codes.row_popcounts().iter().map(|&c| c as f64).sum::<f64>() / n as f64;
+            let line = json!({
+                "step": state.step,
+                "epoch": epoch,
+                "loss": s.losses.total,
+                "mse": s.losses.mse,
+                "entropy": s.losses.entropy,
+                "cov": s.losses.cov,
+                "l1": s.losses.l1,
+                "l0": l0,
+                "entropy_on": entropy_on,
+                "tokens_per_s": tokens as f64 / started.elapsed().as_secs_f64(),
+            });
+            metrics.write(&line).map_err(|e| e.to_string())?;
+        }
+    }
+    metrics.flush().map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    let train_tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+
+    let mut meta = BTreeMap::new();
+    meta.insert("arch".to_string(), arch.name().to_string());
+    meta.insert("d".to_string(), d.to_string());
+    meta.insert("d_code".to_string(), d_code.to_string());
+    meta.insert("steps".to_string(), state.step.to_string());
+    meta.insert("config".to_string(), serde_json::to_string(cfg).map_err(|e| e.to_string())?);
+    save_model(&out.join("model.safetensors"), &state.params, &meta)?;
+
+    let val = if schedule.n_val > 0 {
+        Some(evaluate(&state.params, &arch, src, schedule.val_rows(), cfg.eval_batch, cfg.batch_size)?)
+    } else {
+        None
+    };
+    let summary = json!({
+        "arch": arch.name(),
+        "d": d,
+        "d_code": d_code,
+        "steps": state.step,
+        "train_rows": schedule.n_train,
+        "entropy_start": ent_start,
+        "train_tokens_per_s": train_tokens_per_s,
+        "validation": val,
+    });
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    bae_io::write_atomic(&out.join("summary.json"), text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(TrainOutcome {
+        state,
+        val,
+        train_tokens_per_s,
+    })
+}
+
+fn progress_bar(show: bool, total_tokens: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total_tokens);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} tokens  {per_sec}  ETA {eta}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// Check that an architecture is usable with the given data width (guard for odd configs).
+pub fn describe_arch(arch: &Arch) -> String {
+    match arch {
+        Arch::Bae {
+            estimator,
+            lambda_entropy,
+            lambda_cov,
+        } => format!(
+            "bae (estimator {}, lambda_e {lambda_entropy:e}, lambda_c {lambda_cov:e})",
+            estimator.name()
+        ),
+        Arch::ReluL1 { l1 } => format!("relu-l1 (l1 {l1:e})"),
+        Arch::TopK { k, .. } => format!("topk (k {k})"),
+        Arch::JumpRelu { theta, l1 } => format!("jumprelu (theta {theta}, l1 {l1:e})"),
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create data/venv (git-ignored) with Python transformers + gguf for scripts/crosscheck_hidden.py.
+# Idempotent: an existing venv whose imports work is kept.
+# Only PyPI is reachable here, so torch comes from PyPI (the default Linux wheel; it runs on CPU).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/data/venv"
+PY="$VENV/bin/python"
+
+if [[ -x "$PY" ]] && "$PY" -c "import torch, transformers, gguf, numpy, safetensors" 2>/dev/null; then
+    echo "crosscheck venv: present ($VENV)"
+    exit 0
+fi
+
+echo "crosscheck venv: creating $VENV"
+python3 -m venv "$VENV"
+"$PY" -m pip install --quiet --upgrade pip
+echo "crosscheck venv: installing torch, transformers, gguf, numpy, safetensors (large download)"
+"$PY" -m pip install --quiet torch transformers gguf numpy safetensors
+"$PY" -c "import torch, transformers, gguf; print('crosscheck venv: ok, torch', torch.__version__, 'transformers', transformers.__version__, 'gguf', gguf.__version__ if hasattr(gguf, '__version__') else '?')"

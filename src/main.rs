@@ -1,0 +1,274 @@
+//! `bae`: train Binary Autoencoders (and SAE baselines) on LLM hidden states.
+
+use bae_train::{ArchKind, TrainConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "bae", version, about = "Binary Autoencoders for LLM hidden states")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a BAE (or a baseline SAE) on activations; official defaults unless told otherwise
+    Train(TrainArgs),
+    /// Write synthetic activations with a known ground-truth entropy (paper §4.1)
+    Synth(SynthArgs),
+    /// Time one full CPU training step and print a table
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    Bae,
+    ReluL1,
+    Topk,
+    Jumprelu,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// Defaults are the official "standard usage": lr 5e-4, batch 512, 2000 epochs, lambda_e = lambda_c = 1e-7,
+/// entropy on from a quarter of the run (official: epoch 500 of 2000), 80/20 sequential split, shuffled.
+#[derive(Args)]
+struct TrainArgs {
+    /// activations: .safetensors (tensor `activations` or the only tensor, [n, d] f16/bf16/f32) or .npy
+    #[arg(long)]
+    data: PathBuf,
+    /// output folder: model.safetensors, config.json, metrics.jsonl, summary.json
+    #[arg(long, default_value = "runs/bae")]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "bae")]
+    arch: ArchArg,
+    /// backward of the binariser: sign_s (official default, G(1-G)) or ste (identity)
+    #[arg(long, default_value = "sign_s")]
+    estimator: String,
+    /// code width d' = expand * d
+    #[arg(long, default_value_t = 4)]
+    expand: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 512)]
+    batch_size: usize,
+    /// passes over the training rows (ignored when --steps is given)
+    #[arg(long, default_value_t = 2000)]
+    epochs: u64,
+    /// total optimiser steps (overrides --epochs)
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long, default_value_t = 1e-7)]
+    lambda_entropy: f64,
+    #[arg(long, default_value_t = 1e-7)]
+    lambda_cov: f64,
+    /// first step with the entropy term on (default: a quarter of the total steps)
+    #[arg(long)]
+    entropy_start: Option<u64>,
+    /// share of rows held out for validation, from the end of the data (0 trains on every row)
+    #[arg(long, default_value_t = 0.2)]
+    val_split: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// train in file order (to compare step by step with PyTorch)
+    #[arg(long)]
+    no_shuffle: bool,
+    /// start from these weights (safetensors with W_enc [d,d'], b_enc [d'], W_dec [d',d], b_dec [d])
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// L1 weight (relu-l1, jumprelu)
+    #[arg(long, default_value_t = 1e-3)]
+    l1: f64,
+    /// k (topk)
+    #[arg(long, default_value_t = 32)]
+    k: usize,
+    /// threshold (jumprelu)
+    #[arg(long, default_value_t = 0.5)]
+    theta: f64,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// write a metrics line every N steps
+    #[arg(long, default_value_t = 1)]
+    log_every: u64,
+    /// hide the progress bar
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    #[arg(long)]
+    n: usize,
+    #[arg(long)]
+    d: usize,
+    /// number of independent ground-truth bits r
+    #[arg(long)]
+    bits: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// firing probabilities ~ U[p-min, p-max] (default: fair bits)
+    #[arg(long, default_value_t = 0.5)]
+    p_min: f64,
+    #[arg(long, default_value_t = 0.5)]
+    p_max: f64,
+    /// standard deviation of the added Gaussian noise
+    #[arg(long, default_value_t = 0.1)]
+    noise: f64,
+    /// .safetensors or .npy
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// timed steps per configuration (median reported)
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// only the small configuration (d=576)
+    #[arg(long)]
+    small: bool,
+}
+
+fn train(a: TrainArgs) -> Result<(), String> {
+    if a.device == DeviceArg::Cuda {
+        return Err("--device cuda: this build has no GPU trainer yet; use --device cpu".into());
+    }
+    let cfg = TrainConfig {
+        data: a.data.clone(),
+        out: a.out,
+        arch: match a.arch {
+            ArchArg::Bae => ArchKind::Bae,
+            ArchArg::ReluL1 => ArchKind::ReluL1,
+            ArchArg::Topk => ArchKind::Topk,
+            ArchArg::Jumprelu => ArchKind::Jumprelu,
+        },
+        estimator: a.estimator,
+        expand: a.expand,
+        lr: a.lr,
+        batch_size: a.batch_size,
+        epochs: a.epochs,
+        steps: a.steps,
+        lambda_entropy: a.lambda_entropy,
+        lambda_cov: a.lambda_cov,
+        entropy_start: a.entropy_start,
+        val_split: a.val_split,
+        seed: a.seed,
+        shuffle: !a.no_shuffle,
+        init: a.init,
+        l1: a.l1,
+        k: a.k,
+        theta: a.theta,
+        log_every: a.log_every.max(1),
+        ..TrainConfig::default()
+    };
+    cfg.validate()?;
+    let src = bae_io::ActivationFile::open(&a.data).map_err(|e| e.to_string())?;
+    eprintln!(
+        "training {} on {} ({} rows x {}) -> {}",
+        cfg.arch()?.name(),
+        a.data.display(),
+        src.n_rows(),
+        src.dim(),
+        cfg.out.display()
+    );
+    let outcome = bae_train::train(&cfg, &src, !a.quiet)?;
+    println!(
+        "trained {} steps at {:.0} tokens/s; outputs in {}",
+        outcome.state.step,
+        outcome.train_tokens_per_s,
+        cfg.out.display()
+    );
+    if let Some(v) = outcome.val {
+        println!(
+            "validation ({} rows): MSE {:.6}  FVU {:.4}  L0 {:.1}  entropy {:.2} bits  cov term {:.4e}",
+            v.rows, v.mse, v.fvu, v.l0, v.entropy_bits, v.cov_term
+        );
+        println!(
+            "features: dead {}  dense>10% {}  dense>50% {}  inverted {}  salience-dense>10% {}  (of {})",
+            v.dead,
+            v.dense_10,
+            v.dense_50,
+            v.inverted,
+            v.salient_dense_10,
+            v.rates.len()
+        );
+    }
+    Ok(())
+}
+
+fn synth(a: SynthArgs) -> Result<(), String> {
+    let spec = bae_train::synth::SynthSpec {
+        n: a.n,
+        d: a.d,
+        bits: a.bits,
+        p_min: a.p_min,
+        p_max: a.p_max,
+        noise: a.noise,
+        seed: a.seed,
+    };
+    let s = bae_train::synth::generate(&spec)?;
+    let mut meta = BTreeMap::new();
+    meta.insert("kind".into(), "synthetic independent bits (BAE paper §4.1)".into());
+    meta.insert("bits".into(), a.bits.to_string());
+    meta.insert("true_entropy_bits".into(), format!("{}", s.true_entropy_bits));
+    meta.insert("probabilities".into(), serde_json::to_string(&s.probabilities).map_err(|e| e.to_string())?);
+    meta.insert("noise".into(), a.noise.to_string());
+    meta.insert("seed".into(), a.seed.to_string());
+    bae_io::write_activations(&a.out, a.n, a.d, &s.data, bae_io::DType::F32, &meta).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} rows x {} to {} (true entropy {:.3} bits over {} bits)",
+        a.n,
+        a.d,
+        a.out.display(),
+        s.true_entropy_bits,
+        a.bits
+    );
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<(), String> {
+    let mut sizes = vec![(576, 2304, 512)];
+    if !a.small {
+        sizes.push((2048, 8192, 512));
+    }
+    println!("| d | d' | n | loss terms | median step | min step | tokens/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for (d, dc, n) in sizes {
+        for with_cov in [true, false] {
+            let reps = if d > 1000 { a.reps.div_ceil(2).max(3) } else { a.reps };
+            let t = bae_train::bench::time_step(d, dc, n, reps, with_cov);
+            println!(
+                "| {d} | {dc} | {n} | {} | {:.1} ms | {:.1} ms | {:.0} |",
+                if with_cov { "mse+entropy+cov" } else { "mse+entropy" },
+                t.median_s * 1e3,
+                t.min_s * 1e3,
+                t.tokens_per_s
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train(a),
+        Command::Synth(a) => synth(a),
+        Command::Bench(a) => bench(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Criterion benchmark of one full CPU training step (forward, MSE + entropy + covariance, backward, Adam).
 use bae_ref::{Adam, AdamConfig, Arch, Estimator, Params};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -9,7 +9,9 @@ fn step(c: &mut Criterion) {
     group.sample_size(10);
     for (d, dc, n) in [(576usize, 2304usize, 512usize), (2048, 8192, 512)] {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let x: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>() * 4.0 - 2.0).collect();
+        let x: Vec<f32> = (0..n * d)
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect();
         let mut params = Params::<f32>::init_linear(d, dc, || rng.random::<f64>());
         let mut adam = Adam::new(AdamConfig::default(), &params);
         let arch = Arch::Bae {

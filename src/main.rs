@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bae", version, about = "Binary Autoencoders for LLM hidden states")]
+#[command(
+    name = "bae",
+    version,
+    about = "Binary Autoencoders for LLM hidden states"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -216,13 +220,23 @@ fn synth(a: SynthArgs) -> Result<(), String> {
     };
     let s = bae_train::synth::generate(&spec)?;
     let mut meta = BTreeMap::new();
-    meta.insert("kind".into(), "synthetic independent bits (BAE paper §4.1)".into());
+    meta.insert(
+        "kind".into(),
+        "synthetic independent bits (BAE paper §4.1)".into(),
+    );
     meta.insert("bits".into(), a.bits.to_string());
-    meta.insert("true_entropy_bits".into(), format!("{}", s.true_entropy_bits));
-    meta.insert("probabilities".into(), serde_json::to_string(&s.probabilities).map_err(|e| e.to_string())?);
+    meta.insert(
+        "true_entropy_bits".into(),
+        format!("{}", s.true_entropy_bits),
+    );
+    meta.insert(
+        "probabilities".into(),
+        serde_json::to_string(&s.probabilities).map_err(|e| e.to_string())?,
+    );
     meta.insert("noise".into(), a.noise.to_string());
     meta.insert("seed".into(), a.seed.to_string());
-    bae_io::write_activations(&a.out, a.n, a.d, &s.data, bae_io::DType::F32, &meta).map_err(|e| e.to_string())?;
+    bae_io::write_activations(&a.out, a.n, a.d, &s.data, bae_io::DType::F32, &meta)
+        .map_err(|e| e.to_string())?;
     println!(
         "wrote {} rows x {} to {} (true entropy {:.3} bits over {} bits)",
         a.n,
@@ -243,11 +257,19 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|");
     for (d, dc, n) in sizes {
         for with_cov in [true, false] {
-            let reps = if d > 1000 { a.reps.div_ceil(2).max(3) } else { a.reps };
+            let reps = if d > 1000 {
+                a.reps.div_ceil(2).max(3)
+            } else {
+                a.reps
+            };
             let t = bae_train::bench::time_step(d, dc, n, reps, with_cov);
             println!(
                 "| {d} | {dc} | {n} | {} | {:.1} ms | {:.1} ms | {:.0} |",
-                if with_cov { "mse+entropy+cov" } else { "mse+entropy" },
+                if with_cov {
+                    "mse+entropy+cov"
+                } else {
+                    "mse+entropy"
+                },
                 t.median_s * 1e3,
                 t.min_s * 1e3,
                 t.tokens_per_s

@@ -8,7 +8,11 @@ use bae_ref::{Adam, AdamConfig, Arch, Estimator, Float, Params, Step};
 use common::*;
 
 const F64_TOL: f64 = 1e-9;
-const CASES: [&str; 3] = ["bae_tiny.safetensors", "bae_small.safetensors", "bae_ragged.safetensors"];
+const CASES: [&str; 3] = [
+    "bae_tiny.safetensors",
+    "bae_small.safetensors",
+    "bae_ragged.safetensors",
+];
 
 fn arch(g: &Golden, estimator: Estimator) -> Arch {
     Arch::Bae {
@@ -38,25 +42,60 @@ fn check_case<T: Float + Into<f64>>(g: &Golden, tol_loss: f64, tol_grad: f64) {
     let l = s.losses;
     // f32 rounds 1 + 1e-10 to 1 inside the entropy logs: allow 1e-10 per feature there.
     let dc = g.shape("p")[0] as f64;
-    let ent_slack = if std::mem::size_of::<T>() == 4 { 2e-10 * dc } else { 0.0 };
+    let ent_slack = if std::mem::size_of::<T>() == 4 {
+        2e-10 * dc
+    } else {
+        0.0
+    };
     assert_close("loss_mse", &[l.mse], &[g.scalar("loss_mse")], tol_loss);
-    assert!((l.entropy - g.scalar("loss_entropy")).abs() <= tol_loss * g.scalar("loss_entropy").abs() + ent_slack);
+    assert!(
+        (l.entropy - g.scalar("loss_entropy")).abs()
+            <= tol_loss * g.scalar("loss_entropy").abs() + ent_slack
+    );
     assert_close("loss_cov", &[l.cov], &[g.scalar("loss_cov")], tol_loss);
-    assert_close("loss_total", &[l.total], &[g.scalar("loss_total")], tol_loss);
+    assert_close(
+        "loss_total",
+        &[l.total],
+        &[g.scalar("loss_total")],
+        tol_loss,
+    );
     let cov = s.cov.as_ref().expect("covariance stats");
-    assert_close("cov_matrix", &cov.covariance_matrix(), g.get("cov_matrix"), tol_loss);
+    assert_close(
+        "cov_matrix",
+        &cov.covariance_matrix(),
+        g.get("cov_matrix"),
+        tol_loss,
+    );
 
     let b = &s.backward;
     assert_close("dL_dxhat", &b.dl_dxhat, g.get("dL_dxhat"), tol_grad);
     assert_close("dL_dh", &b.dl_dact, g.get("dL_dh"), tol_grad);
     assert_close("dL_dz_sign_s", &b.dl_dz, g.get("dL_dz_sign_s"), tol_grad);
     for (name, got) in bae_ref::PARAM_NAMES.iter().zip(b.grads.tensors()) {
-        assert_close(&format!("grad.sign_s.{name}"), got, g.get(&format!("grad.sign_s.{name}")), tol_grad);
+        assert_close(
+            &format!("grad.sign_s.{name}"),
+            got,
+            g.get(&format!("grad.sign_s.{name}")),
+            tol_grad,
+        );
     }
     let ste = run::<T>(g, Estimator::Ste);
-    assert_close("dL_dz (ste) = dL_dh", &ste.backward.dl_dz, g.get("dL_dh"), tol_grad);
-    for (name, got) in bae_ref::PARAM_NAMES.iter().zip(ste.backward.grads.tensors()) {
-        assert_close(&format!("grad.sign.{name}"), got, g.get(&format!("grad.sign.{name}")), tol_grad);
+    assert_close(
+        "dL_dz (ste) = dL_dh",
+        &ste.backward.dl_dz,
+        g.get("dL_dh"),
+        tol_grad,
+    );
+    for (name, got) in bae_ref::PARAM_NAMES
+        .iter()
+        .zip(ste.backward.grads.tensors())
+    {
+        assert_close(
+            &format!("grad.sign.{name}"),
+            got,
+            g.get(&format!("grad.sign.{name}")),
+            tol_grad,
+        );
     }
 }
 
@@ -133,7 +172,10 @@ fn adam_trajectory<T: Float + Into<f64>>(tol_loss: f64, tol_param: f64) {
         }
         adam.step(&mut params, &s.backward.grads);
         let want = g.params(&format!("adam.step{}.", t + 1));
-        for (name, (got, w)) in bae_ref::PARAM_NAMES.iter().zip(params.tensors().into_iter().zip(want.tensors())) {
+        for (name, (got, w)) in bae_ref::PARAM_NAMES
+            .iter()
+            .zip(params.tensors().into_iter().zip(want.tensors()))
+        {
             assert_close(&format!("step{} {name}", t + 1), got, w, tol_param);
         }
     }

@@ -17,24 +17,65 @@ fn check<T: Float + Into<f64>>(g: &Golden, prefix: &str, arch: Arch, tol: f64, e
     } else {
         assert_close(&key("x_hat"), &s.forward.x_hat, g.get(&key("x_hat")), tol);
     }
-    assert_close(&key("loss_mse"), &[s.losses.mse], &[g.scalar(&key("loss_mse"))], tol);
-    assert_close(&key("loss_l1"), &[s.losses.l1], &[g.scalar(&key("loss_l1"))], tol);
-    assert_close(&key("loss_total"), &[s.losses.total], &[g.scalar(&key("loss_total"))], tol);
-    assert_close(&key("dL_dxhat"), &s.backward.dl_dxhat, g.get(&key("dL_dxhat")), tol);
-    assert_close(&key("dL_da"), &s.backward.dl_dact, g.get(&key("dL_da")), tol);
+    assert_close(
+        &key("loss_mse"),
+        &[s.losses.mse],
+        &[g.scalar(&key("loss_mse"))],
+        tol,
+    );
+    assert_close(
+        &key("loss_l1"),
+        &[s.losses.l1],
+        &[g.scalar(&key("loss_l1"))],
+        tol,
+    );
+    assert_close(
+        &key("loss_total"),
+        &[s.losses.total],
+        &[g.scalar(&key("loss_total"))],
+        tol,
+    );
+    assert_close(
+        &key("dL_dxhat"),
+        &s.backward.dl_dxhat,
+        g.get(&key("dL_dxhat")),
+        tol,
+    );
+    assert_close(
+        &key("dL_da"),
+        &s.backward.dl_dact,
+        g.get(&key("dL_da")),
+        tol,
+    );
     assert_close(&key("dL_dz"), &s.backward.dl_dz, g.get(&key("dL_dz")), tol);
     for (name, got) in bae_ref::PARAM_NAMES.iter().zip(s.backward.grads.tensors()) {
-        assert_close(&key(&format!("grad.{name}")), got, g.get(&key(&format!("grad.{name}"))), tol);
+        assert_close(
+            &key(&format!("grad.{name}")),
+            got,
+            g.get(&key(&format!("grad.{name}"))),
+            tol,
+        );
     }
     if prefix == "topk" {
-        let kept: Vec<f64> = s.forward.pass.row_popcounts().iter().map(|&c| c as f64).collect();
+        let kept: Vec<f64> = s
+            .forward
+            .pass
+            .row_popcounts()
+            .iter()
+            .map(|&c| c as f64)
+            .collect();
         assert_exact("topk.n_kept", &kept, g.get("topk.n_kept"));
     }
 }
 
 fn archs(g: &Golden) -> [(&'static str, Arch); 3] {
     [
-        ("relu", Arch::ReluL1 { l1: g.scalar("relu.l1_weight") }),
+        (
+            "relu",
+            Arch::ReluL1 {
+                l1: g.scalar("relu.l1_weight"),
+            },
+        ),
         (
             "topk",
             Arch::TopK {

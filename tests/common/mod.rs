@@ -22,12 +22,17 @@ pub struct Golden {
 impl Golden {
     pub fn load(file: &str) -> Golden {
         let path = golden_dir().join(file);
-        let buf = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set BAE_GOLDEN_DIR)", path.display()));
+        let buf = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (set BAE_GOLDEN_DIR)", path.display()));
         let st = SafeTensors::deserialize(&buf).expect("golden file parses");
         let mut t = BTreeMap::new();
         for (name, view) in st.tensors() {
             let data: Vec<f64> = match view.dtype() {
-                Dtype::F64 => view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
+                Dtype::F64 => view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
                 Dtype::I64 => view
                     .data()
                     .chunks_exact(8)
@@ -37,11 +42,18 @@ impl Golden {
             };
             t.insert(name, (view.shape().to_vec(), data));
         }
-        Golden { name: file.to_string(), t }
+        Golden {
+            name: file.to_string(),
+            t,
+        }
     }
 
     pub fn get(&self, name: &str) -> &[f64] {
-        &self.t.get(name).unwrap_or_else(|| panic!("{}: no tensor {name}", self.name)).1
+        &self
+            .t
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: no tensor {name}", self.name))
+            .1
     }
 
     pub fn shape(&self, name: &str) -> &[usize] {
@@ -72,7 +84,10 @@ impl Golden {
 pub fn rel_err<T: Copy + Into<f64>>(got: &[T], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, w)| m.max((g.into() - w).abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (&g, w)| m.max((g.into() - w).abs()));
     if scale == 0.0 { diff } else { diff / scale }
 }
 

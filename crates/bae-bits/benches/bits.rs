@@ -5,8 +5,8 @@
 //! the dense `H S` they replace).
 
 use bae_bits::{
-    Backend, CovarianceStats, CovarianceTerm, PackedRows, coactivation_counts, firing_counts, firing_counts_rows,
-    sign_product,
+    Backend, CovarianceStats, CovarianceTerm, PackedRows, coactivation_counts, firing_counts,
+    firing_counts_rows, sign_product,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -25,9 +25,14 @@ fn random_z(n: usize, cols: usize, seed: u64) -> Vec<f32> {
     (0..n * cols).map(|x| next() + bias[x % cols]).collect()
 }
 
-fn config(c: &mut Criterion, name: &str) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+fn config<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
-    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_millis(1500));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1500));
     g
 }
 
@@ -56,7 +61,9 @@ fn bench_bits(c: &mut Criterion) {
     let mut g = config(c, "to_columns");
     for (cols, _, rows) in &data {
         g.throughput(Throughput::Bytes((rows.words().len() * 8) as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(cols), rows, |b, r| b.iter(|| black_box(r).to_columns()));
+        g.bench_with_input(BenchmarkId::from_parameter(cols), rows, |b, r| {
+            b.iter(|| black_box(r).to_columns())
+        });
     }
     g.finish();
 
@@ -64,16 +71,24 @@ fn bench_bits(c: &mut Criterion) {
     for (cols, _, rows) in &data {
         let pc = rows.to_columns();
         g.throughput(Throughput::Bytes((pc.words().len() * 8) as u64));
-        g.bench_with_input(BenchmarkId::new("columns", cols), &pc, |b, h| b.iter(|| firing_counts(black_box(h))));
-        g.bench_with_input(BenchmarkId::new("rows", cols), rows, |b, h| b.iter(|| firing_counts_rows(black_box(h))));
+        g.bench_with_input(BenchmarkId::new("columns", cols), &pc, |b, h| {
+            b.iter(|| firing_counts(black_box(h)))
+        });
+        g.bench_with_input(BenchmarkId::new("rows", cols), rows, |b, h| {
+            b.iter(|| firing_counts_rows(black_box(h)))
+        });
     }
     // an evaluation-set sized matrix: 2^18 tokens x 2304 features (72 MiB packed)
     let big_n = 1 << 18;
     let big = PackedRows::encode_positive(&random_z(big_n, 2304, 99), big_n, 2304);
     let big_c = big.to_columns();
     g.throughput(Throughput::Bytes((big.words().len() * 8) as u64));
-    g.bench_function(BenchmarkId::new("columns", "262144x2304"), |b| b.iter(|| firing_counts(black_box(&big_c))));
-    g.bench_function(BenchmarkId::new("rows", "262144x2304"), |b| b.iter(|| firing_counts_rows(black_box(&big))));
+    g.bench_function(BenchmarkId::new("columns", "262144x2304"), |b| {
+        b.iter(|| firing_counts(black_box(&big_c)))
+    });
+    g.bench_function(BenchmarkId::new("rows", "262144x2304"), |b| {
+        b.iter(|| firing_counts_rows(black_box(&big)))
+    });
     g.finish();
     drop((big, big_c));
 
@@ -81,7 +96,9 @@ fn bench_bits(c: &mut Criterion) {
     for (cols, _, rows) in &data {
         let pc = rows.to_columns();
         g.throughput(Throughput::Elements((cols * (cols + 1) / 2) as u64));
-        g.bench_with_input(BenchmarkId::new("counts", cols), &pc, |b, h| b.iter(|| coactivation_counts(black_box(h))));
+        g.bench_with_input(BenchmarkId::new("counts", cols), &pc, |b, h| {
+            b.iter(|| coactivation_counts(black_box(h)))
+        });
         g.bench_with_input(BenchmarkId::new("stats_from_columns", cols), &pc, |b, h| {
             b.iter(|| CovarianceStats::from_columns(black_box(h)).unwrap())
         });
@@ -89,9 +106,15 @@ fn bench_bits(c: &mut Criterion) {
             b.iter(|| CovarianceTerm::from_columns(black_box(h)).unwrap())
         });
         if *cols == 2304 && Backend::Popcnt.available() {
-            g.bench_with_input(BenchmarkId::new("term_from_columns_portable", cols), &pc, |b, h| {
-                b.iter(|| CovarianceTerm::from_columns_with(Backend::Popcnt, black_box(h)).unwrap())
-            });
+            g.bench_with_input(
+                BenchmarkId::new("term_from_columns_portable", cols),
+                &pc,
+                |b, h| {
+                    b.iter(|| {
+                        CovarianceTerm::from_columns_with(Backend::Popcnt, black_box(h)).unwrap()
+                    })
+                },
+            );
         }
     }
     g.finish();
@@ -100,15 +123,25 @@ fn bench_bits(c: &mut Criterion) {
     for (cols, _, rows) in &data {
         let st = CovarianceTerm::from_columns(&rows.to_columns()).unwrap();
         g.throughput(Throughput::Elements((n * cols * cols) as u64));
-        g.bench_with_input(BenchmarkId::new("hs", cols), rows, |b, r| b.iter(|| sign_product(black_box(r), &st.signs)));
-        let mut out = vec![0f32; n * cols];
-        g.bench_with_input(BenchmarkId::new("add_covariance_grad", cols), rows, |b, r| {
-            b.iter(|| st.add_covariance_grad(black_box(r), 1e-7, &mut out))
+        g.bench_with_input(BenchmarkId::new("hs", cols), rows, |b, r| {
+            b.iter(|| sign_product(black_box(r), &st.signs))
         });
+        let mut out = vec![0f32; n * cols];
+        g.bench_with_input(
+            BenchmarkId::new("add_covariance_grad", cols),
+            rows,
+            |b, r| b.iter(|| st.add_covariance_grad(black_box(r), 1e-7, &mut out)),
+        );
         if *cols == 2304 && Backend::Popcnt.available() {
-            g.bench_with_input(BenchmarkId::new("add_covariance_grad_portable", cols), rows, |b, r| {
-                b.iter(|| st.add_covariance_grad_with(Backend::Popcnt, black_box(r), 1e-7, &mut out))
-            });
+            g.bench_with_input(
+                BenchmarkId::new("add_covariance_grad_portable", cols),
+                rows,
+                |b, r| {
+                    b.iter(|| {
+                        st.add_covariance_grad_with(Backend::Popcnt, black_box(r), 1e-7, &mut out)
+                    })
+                },
+            );
         }
     }
     g.finish();

@@ -35,20 +35,29 @@ impl Panels {
         let buf = vec![0u64; len + 8];
         // start at a 64-byte boundary so every panel load is one cache line
         let off = buf.as_ptr().align_offset(64).min(8);
-        let mut p = Panels { buf, off, len, wpc, n_blocks };
+        let mut p = Panels {
+            buf,
+            off,
+            len,
+            wpc,
+            n_blocks,
+        };
         if wpc > 0 {
             let words = h.words();
-            p.slice_mut().par_chunks_mut(8 * wpc).enumerate().for_each(|(panel, dst)| {
-                for l in 0..8 {
-                    let j = panel * 8 + l;
-                    if j >= cols {
-                        break;
+            p.slice_mut()
+                .par_chunks_mut(8 * wpc)
+                .enumerate()
+                .for_each(|(panel, dst)| {
+                    for l in 0..8 {
+                        let j = panel * 8 + l;
+                        if j >= cols {
+                            break;
+                        }
+                        for (w, &x) in words[j * wpc..(j + 1) * wpc].iter().enumerate() {
+                            dst[w * 8 + l] = x;
+                        }
                     }
-                    for (w, &x) in words[j * wpc..(j + 1) * wpc].iter().enumerate() {
-                        dst[w * 8 + l] = x;
-                    }
-                }
-            });
+                });
         }
         p
     }
@@ -68,7 +77,14 @@ impl Panels {
         for w0 in (0..self.wpc).step_by(WORD_CHUNK) {
             let w1 = (w0 + WORD_CHUNK).min(self.wpc);
             for pair in 0..4 {
-                let t = CoactTile { panels, wpc: self.wpc, pj: jb * 8, pk: kb * 8 + pair * 2, w0, w1 };
+                let t = CoactTile {
+                    panels,
+                    wpc: self.wpc,
+                    pj: jb * 8,
+                    pk: kb * 8 + pair * 2,
+                    w0,
+                    w1,
+                };
                 simd::coact_tile(b, &t, &mut counts[pair * 16..], 64);
             }
         }
@@ -103,7 +119,10 @@ unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 impl<T: Copy> SharedMut<T> {
     fn new(s: &mut [T]) -> Self {
-        SharedMut { ptr: s.as_mut_ptr(), len: s.len() }
+        SharedMut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
     }
 
     /// SAFETY: no other thread accesses index `i` while the `SharedMut` is in use.
@@ -136,7 +155,12 @@ pub(crate) struct PairPass {
 /// One pass over the upper-triangle blocks. Optionally stores the full symmetric count matrix
 /// and/or, given the firing counts, the exact signs of `n N_jk - c_j c_k` and the sum of its
 /// absolute values.
-pub(crate) fn pair_pass(b: Backend, h: &PackedColumns, firing: Option<&[u32]>, want_coact: bool) -> PairPass {
+pub(crate) fn pair_pass(
+    b: Backend,
+    h: &PackedColumns,
+    firing: Option<&[u32]>,
+    want_coact: bool,
+) -> PairPass {
     let cols = h.n_cols();
     let n = h.n_rows() as u64;
     let panels = Panels::new(h);
@@ -175,7 +199,9 @@ pub(crate) fn pair_pass(b: Backend, h: &PackedColumns, firing: Option<&[u32]>, w
                 if let Some(out) = &out_n {
                     for jj in 0..jn {
                         // SAFETY: region owned by this block (see above)
-                        unsafe { out.write_slice((j0 + jj) * cols + k0, &counts[jj * 64..jj * 64 + kn]) };
+                        unsafe {
+                            out.write_slice((j0 + jj) * cols + k0, &counts[jj * 64..jj * 64 + kn])
+                        };
                     }
                     if kb != jb {
                         let mut col = [0u32; 64];
@@ -202,7 +228,11 @@ pub(crate) fn pair_pass(b: Backend, h: &PackedColumns, firing: Option<&[u32]>, w
                     transpose64(&mut tp);
                     transpose64(&mut tn);
                     for jj in 0..jn {
-                        let (p, q) = if jb == kb { (up[jj] | tp[jj], un[jj] | tn[jj]) } else { (up[jj], un[jj]) };
+                        let (p, q) = if jb == kb {
+                            (up[jj] | tp[jj], un[jj] | tn[jj])
+                        } else {
+                            (up[jj], un[jj])
+                        };
                         // SAFETY: sign words owned by this block
                         unsafe {
                             out_pos.write((j0 + jj) * wpr + kb, p);
@@ -223,7 +253,12 @@ pub(crate) fn pair_pass(b: Backend, h: &PackedColumns, firing: Option<&[u32]>, w
             abs
         })
         .sum();
-    PairPass { coact, abs_upper, pos, neg }
+    PairPass {
+        coact,
+        abs_upper,
+        pos,
+        neg,
+    }
 }
 
 /// Full symmetric `cols x cols` matrix (row-major) of co-activation counts
@@ -234,5 +269,7 @@ pub fn coactivation_counts(h: &PackedColumns) -> Vec<u32> {
 
 #[doc(hidden)]
 pub fn coactivation_counts_with(b: Backend, h: &PackedColumns) -> Vec<u32> {
-    pair_pass(b.check(), h, None, true).coact.expect("requested")
+    pair_pass(b.check(), h, None, true)
+        .coact
+        .expect("requested")
 }

@@ -71,7 +71,10 @@ fn compute(b: Backend, h: &PackedColumns, want_coact: bool) -> Result<Computed, 
     let b = b.check();
     let (n, cols) = (h.n_rows(), h.n_cols());
     if n < 2 {
-        return Err(BitsError::TooFewRows { n_rows: n, needed: 2 });
+        return Err(BitsError::TooFewRows {
+            n_rows: n,
+            needed: 2,
+        });
     }
     let firing = h.col_popcounts_with(b);
     let pass = pair_pass(b, h, Some(&firing), want_coact);
@@ -81,7 +84,14 @@ fn compute(b: Backend, h: &PackedColumns, want_coact: bool) -> Result<Computed, 
         pos: PackedRows::from_words(cols, cols, pass.pos).expect("sign mask shape"),
         neg: PackedRows::from_words(cols, cols, pass.neg).expect("sign mask shape"),
     };
-    Ok(Computed { n, cols, firing, coact: pass.coact, term, signs })
+    Ok(Computed {
+        n,
+        cols,
+        firing,
+        coact: pass.coact,
+        term,
+        signs,
+    })
 }
 
 impl CovarianceStats {
@@ -128,13 +138,33 @@ impl CovarianceStats {
     }
 
     #[doc(hidden)]
-    pub fn add_covariance_grad_with<T: Real>(&self, b: Backend, rows: &PackedRows, weight: f64, out: &mut [T]) {
-        add_grad(b.check(), self.n_rows, &self.firing, &self.signs, rows, weight, out)
+    pub fn add_covariance_grad_with<T: Real>(
+        &self,
+        b: Backend,
+        rows: &PackedRows,
+        weight: f64,
+        out: &mut [T],
+    ) {
+        add_grad(
+            b.check(),
+            self.n_rows,
+            &self.firing,
+            &self.signs,
+            rows,
+            weight,
+            out,
+        )
     }
 
     /// Drops the count matrix.
     pub fn into_term(self) -> CovarianceTerm {
-        CovarianceTerm { n_rows: self.n_rows, n_cols: self.n_cols, firing: self.firing, term: self.term, signs: self.signs }
+        CovarianceTerm {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            firing: self.firing,
+            term: self.term,
+            signs: self.signs,
+        }
     }
 }
 
@@ -147,7 +177,13 @@ impl CovarianceTerm {
     #[doc(hidden)]
     pub fn from_columns_with(b: Backend, h: &PackedColumns) -> Result<Self, BitsError> {
         let c = compute(b, h, false)?;
-        Ok(CovarianceTerm { n_rows: c.n, n_cols: c.cols, firing: c.firing, term: c.term, signs: c.signs })
+        Ok(CovarianceTerm {
+            n_rows: c.n,
+            n_cols: c.cols,
+            firing: c.firing,
+            term: c.term,
+            signs: c.signs,
+        })
     }
 
     /// Adds `weight * ∂D/∂H` into `out` (`n x cols`, row-major); `rows` must be the same `H`.
@@ -156,8 +192,22 @@ impl CovarianceTerm {
     }
 
     #[doc(hidden)]
-    pub fn add_covariance_grad_with<T: Real>(&self, b: Backend, rows: &PackedRows, weight: f64, out: &mut [T]) {
-        add_grad(b.check(), self.n_rows, &self.firing, &self.signs, rows, weight, out)
+    pub fn add_covariance_grad_with<T: Real>(
+        &self,
+        b: Backend,
+        rows: &PackedRows,
+        weight: f64,
+        out: &mut [T],
+    ) {
+        add_grad(
+            b.check(),
+            self.n_rows,
+            &self.firing,
+            &self.signs,
+            rows,
+            weight,
+            out,
+        )
     }
 }
 
@@ -174,9 +224,17 @@ fn add_grad<T: Real>(
     out: &mut [T],
 ) {
     let cols = firing.len();
-    assert_eq!((rows.n_rows(), rows.n_cols()), (n, cols), "rows must be the n x cols codes the statistics came from");
+    assert_eq!(
+        (rows.n_rows(), rows.n_cols()),
+        (n, cols),
+        "rows must be the n x cols codes the statistics came from"
+    );
     assert_eq!(out.len(), n * cols, "out must be n x cols");
-    debug_assert_eq!(crate::firing::firing_counts_rows(rows), firing, "rows differ from the analysed codes");
+    debug_assert_eq!(
+        crate::firing::firing_counts_rows(rows),
+        firing,
+        "rows differ from the analysed codes"
+    );
     let q = sign_times_counts(b, firing, signs);
     let scale = weight * 2.0 / (n as f64 * (n as f64 - 1.0));
     let n = n as i64;
@@ -230,10 +288,21 @@ const K_BLOCK: usize = 16 * SP_K;
 /// Computes every `(H S)_ik` and hands it to `emit(&mut out[i*cols + k], k, value)`.
 /// Parallel over chunks of rows (disjoint output rows); inside, blocked over sign rows so they stay
 /// in cache, and the micro kernel does `SP_I` rows x `SP_K` sign rows at once.
-fn drive<O: Send>(b: Backend, rows: &PackedRows, signs: &SignMasks, out: &mut [O], emit: impl Fn(&mut O, usize, i32) + Sync) {
+fn drive<O: Send>(
+    b: Backend,
+    rows: &PackedRows,
+    signs: &SignMasks,
+    out: &mut [O],
+    emit: impl Fn(&mut O, usize, i32) + Sync,
+) {
     let (n, cols, wpr) = (rows.n_rows(), rows.n_cols(), rows.words_per_row());
     assert_eq!(
-        (signs.pos.n_rows(), signs.pos.n_cols(), signs.neg.n_rows(), signs.neg.n_cols()),
+        (
+            signs.pos.n_rows(),
+            signs.pos.n_cols(),
+            signs.neg.n_rows(),
+            signs.neg.n_cols()
+        ),
         (cols, cols, cols, cols),
         "sign masks must be cols x cols"
     );
@@ -243,26 +312,49 @@ fn drive<O: Send>(b: Backend, rows: &PackedRows, signs: &SignMasks, out: &mut [O
     }
     let zero = vec![0u64; wpr];
     let threads = rayon::current_num_threads();
-    let rows_per_task = n.div_ceil(threads * 4).clamp(SP_I, 64).next_multiple_of(SP_I);
-    out.par_chunks_mut(rows_per_task * cols).enumerate().for_each(|(t, chunk)| {
-        let i0 = t * rows_per_task;
-        let ni = chunk.len() / cols;
-        for k0 in (0..cols).step_by(K_BLOCK) {
-            let k1 = (k0 + K_BLOCK).min(cols);
-            for ig in (0..ni).step_by(SP_I) {
-                let r: [&[u64]; SP_I] = std::array::from_fn(|d| if ig + d < ni { rows.row(i0 + ig + d) } else { &zero[..] });
-                for kg in (k0..k1).step_by(SP_K) {
-                    let p: [&[u64]; SP_K] = std::array::from_fn(|e| if kg + e < k1 { signs.pos.row(kg + e) } else { &zero[..] });
-                    let q: [&[u64]; SP_K] = std::array::from_fn(|e| if kg + e < k1 { signs.neg.row(kg + e) } else { &zero[..] });
-                    let v = simd::sign_micro(b, &r, &p, &q);
-                    for (d, v) in v.iter().enumerate().take(ni - ig) {
-                        let orow = &mut chunk[(ig + d) * cols..(ig + d + 1) * cols];
-                        for (e, &v) in v.iter().enumerate().take(k1 - kg) {
-                            emit(&mut orow[kg + e], kg + e, v);
+    let rows_per_task = n
+        .div_ceil(threads * 4)
+        .clamp(SP_I, 64)
+        .next_multiple_of(SP_I);
+    out.par_chunks_mut(rows_per_task * cols)
+        .enumerate()
+        .for_each(|(t, chunk)| {
+            let i0 = t * rows_per_task;
+            let ni = chunk.len() / cols;
+            for k0 in (0..cols).step_by(K_BLOCK) {
+                let k1 = (k0 + K_BLOCK).min(cols);
+                for ig in (0..ni).step_by(SP_I) {
+                    let r: [&[u64]; SP_I] = std::array::from_fn(|d| {
+                        if ig + d < ni {
+                            rows.row(i0 + ig + d)
+                        } else {
+                            &zero[..]
+                        }
+                    });
+                    for kg in (k0..k1).step_by(SP_K) {
+                        let p: [&[u64]; SP_K] = std::array::from_fn(|e| {
+                            if kg + e < k1 {
+                                signs.pos.row(kg + e)
+                            } else {
+                                &zero[..]
+                            }
+                        });
+                        let q: [&[u64]; SP_K] = std::array::from_fn(|e| {
+                            if kg + e < k1 {
+                                signs.neg.row(kg + e)
+                            } else {
+                                &zero[..]
+                            }
+                        });
+                        let v = simd::sign_micro(b, &r, &p, &q);
+                        for (d, v) in v.iter().enumerate().take(ni - ig) {
+                            let orow = &mut chunk[(ig + d) * cols..(ig + d + 1) * cols];
+                            for (e, &v) in v.iter().enumerate().take(k1 - kg) {
+                                emit(&mut orow[kg + e], kg + e, v);
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
 }

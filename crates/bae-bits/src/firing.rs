@@ -17,7 +17,10 @@ pub fn firing_counts_with(b: Backend, h: &PackedColumns) -> Vec<u32> {
 
 /// Firing rate `p_j = count_j / n` per column (exactly `mean_i H_ij`); all 0 when `n = 0`.
 pub fn firing_rates(h: &PackedColumns) -> Vec<f64> {
-    rates_from_counts(firing_counts(h).iter().map(|&c| c as u64), h.n_rows() as u64)
+    rates_from_counts(
+        firing_counts(h).iter().map(|&c| c as u64),
+        h.n_rows() as u64,
+    )
 }
 
 fn rates_from_counts(counts: impl Iterator<Item = u64>, n: u64) -> Vec<f64> {
@@ -68,7 +71,10 @@ pub struct FiringCounter {
 
 impl FiringCounter {
     pub fn new(n_cols: usize) -> Self {
-        FiringCounter { counts: vec![0; n_cols], n_rows: 0 }
+        FiringCounter {
+            counts: vec![0; n_cols],
+            n_rows: 0,
+        }
     }
 
     /// Adds a column-packed batch. Panics if its column count differs.
@@ -83,7 +89,11 @@ impl FiringCounter {
 
     /// Adds precomputed per-column counts of a batch of `n_rows` rows.
     pub fn add_counts(&mut self, counts: &[u32], n_rows: usize) {
-        assert_eq!(counts.len(), self.counts.len(), "FiringCounter: column count mismatch");
+        assert_eq!(
+            counts.len(),
+            self.counts.len(),
+            "FiringCounter: column count mismatch"
+        );
         for (a, &c) in self.counts.iter_mut().zip(counts) {
             *a += c as u64;
         }

@@ -26,9 +26,9 @@ mod transpose;
 pub use coact::coactivation_counts;
 #[doc(hidden)]
 pub use coact::coactivation_counts_with;
-pub use covariance::{CovarianceStats, CovarianceTerm, SignMasks, sign_product};
 #[doc(hidden)]
 pub use covariance::sign_product_with;
+pub use covariance::{CovarianceStats, CovarianceTerm, SignMasks, sign_product};
 pub use entropy::{
     ENTROPY_EPS, bernoulli_entropy_bits, entropy_bits, entropy_grad_coeffs, entropy_per_feature,
     entropy_train_bits,
@@ -102,10 +102,16 @@ impl fmt::Display for BitsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             BitsError::LengthMismatch { expected, got } => {
-                write!(f, "length mismatch: expected {expected} elements, got {got}")
+                write!(
+                    f,
+                    "length mismatch: expected {expected} elements, got {got}"
+                )
             }
             BitsError::NonZeroTail { word } => {
-                write!(f, "word {word} has bits set beyond the matrix edge (tails must be 0)")
+                write!(
+                    f,
+                    "word {word} has bits set beyond the matrix edge (tails must be 0)"
+                )
             }
             BitsError::TooFewRows { n_rows, needed } => {
                 write!(f, "needs at least {needed} rows, got {n_rows}")

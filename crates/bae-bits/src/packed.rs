@@ -25,7 +25,11 @@ pub(crate) fn pack_with<T: Copy>(src: &[T], dst: &mut [u64], pred: impl Fn(T) ->
 fn unpack_into<T: Real>(src: &[u64], dst: &mut [T]) {
     let one = T::from_f64(1.0);
     for (j, d) in dst.iter_mut().enumerate() {
-        *d = if (src[j / 64] >> (j % 64)) & 1 == 1 { one } else { T::ZERO };
+        *d = if (src[j / 64] >> (j % 64)) & 1 == 1 {
+            one
+        } else {
+            T::ZERO
+        };
     }
 }
 
@@ -40,13 +44,21 @@ struct Bits {
 impl Bits {
     fn zeros(major: usize, minor: usize) -> Self {
         let wpm = minor.div_ceil(64);
-        Bits { major, minor, wpm, words: vec![0; major * wpm] }
+        Bits {
+            major,
+            minor,
+            wpm,
+            words: vec![0; major * wpm],
+        }
     }
 
     fn from_words(major: usize, minor: usize, words: Vec<u64>) -> Result<Self, BitsError> {
         let wpm = minor.div_ceil(64);
         if words.len() != major * wpm {
-            return Err(BitsError::LengthMismatch { expected: major * wpm, got: words.len() });
+            return Err(BitsError::LengthMismatch {
+                expected: major * wpm,
+                got: words.len(),
+            });
         }
         if minor % 64 != 0 {
             let tail = !0u64 << (minor % 64);
@@ -57,12 +69,26 @@ impl Bits {
                 }
             }
         }
-        Ok(Bits { major, minor, wpm, words })
+        Ok(Bits {
+            major,
+            minor,
+            wpm,
+            words,
+        })
     }
 
     /// Packs a dense `major x minor` slice with a per-group packer, parallel over groups.
-    fn pack<T: Real>(v: &[T], major: usize, minor: usize, pack: impl Fn(&[T], &mut [u64]) + Sync) -> Self {
-        assert_eq!(v.len(), major * minor, "dense input must have major*minor = {major}*{minor} elements");
+    fn pack<T: Real>(
+        v: &[T],
+        major: usize,
+        minor: usize,
+        pack: impl Fn(&[T], &mut [u64]) + Sync,
+    ) -> Self {
+        assert_eq!(
+            v.len(),
+            major * minor,
+            "dense input must have major*minor = {major}*{minor} elements"
+        );
         let mut b = Bits::zeros(major, minor);
         if minor > 0 {
             b.words
@@ -87,13 +113,19 @@ impl Bits {
 
     #[inline]
     fn get(&self, major: usize, minor: usize) -> bool {
-        assert!(major < self.major && minor < self.minor, "bit index out of range");
+        assert!(
+            major < self.major && minor < self.minor,
+            "bit index out of range"
+        );
         (self.words[major * self.wpm + minor / 64] >> (minor % 64)) & 1 == 1
     }
 
     #[inline]
     fn set(&mut self, major: usize, minor: usize, v: bool) {
-        assert!(major < self.major && minor < self.minor, "bit index out of range");
+        assert!(
+            major < self.major && minor < self.minor,
+            "bit index out of range"
+        );
         let w = &mut self.words[major * self.wpm + minor / 64];
         let bit = 1u64 << (minor % 64);
         if v {
@@ -140,13 +172,23 @@ pub struct PackedColumns(Bits);
 
 impl fmt::Debug for PackedRows {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PackedRows {{ n_rows: {}, n_cols: {} }}", self.n_rows(), self.n_cols())
+        write!(
+            f,
+            "PackedRows {{ n_rows: {}, n_cols: {} }}",
+            self.n_rows(),
+            self.n_cols()
+        )
     }
 }
 
 impl fmt::Debug for PackedColumns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PackedColumns {{ n_rows: {}, n_cols: {} }}", self.n_rows(), self.n_cols())
+        write!(
+            f,
+            "PackedColumns {{ n_rows: {}, n_cols: {} }}",
+            self.n_rows(),
+            self.n_cols()
+        )
     }
 }
 
@@ -167,14 +209,23 @@ impl PackedRows {
     }
 
     #[doc(hidden)]
-    pub fn encode_positive_with<T: Real>(b: Backend, z: &[T], n_rows: usize, n_cols: usize) -> Self {
+    pub fn encode_positive_with<T: Real>(
+        b: Backend,
+        z: &[T],
+        n_rows: usize,
+        n_cols: usize,
+    ) -> Self {
         let b = b.check();
-        PackedRows(Bits::pack(z, n_rows, n_cols, |s, d| T::pack_positive(s, d, b)))
+        PackedRows(Bits::pack(z, n_rows, n_cols, |s, d| {
+            T::pack_positive(s, d, b)
+        }))
     }
 
     /// Bits `h != 0` of a row-major `n_rows x n_cols` slice.
     pub fn from_dense01<T: Real>(h: &[T], n_rows: usize, n_cols: usize) -> Self {
-        PackedRows(Bits::pack(h, n_rows, n_cols, |s, d| pack_with(s, d, |v| v != T::ZERO)))
+        PackedRows(Bits::pack(h, n_rows, n_cols, |s, d| {
+            pack_with(s, d, |v| v != T::ZERO)
+        }))
     }
 
     /// Row-major 0/1 values.
@@ -221,7 +272,12 @@ impl PackedRows {
         assert!(start + len <= self.n_rows(), "row range out of bounds");
         let w = self.0.wpm;
         let words = self.0.words[start * w..(start + len) * w].to_vec();
-        PackedRows(Bits { major: len, minor: self.0.minor, wpm: w, words })
+        PackedRows(Bits {
+            major: len,
+            minor: self.0.minor,
+            wpm: w,
+            words,
+        })
     }
 
     /// The same matrix packed by columns (64x64 block bit transposes, parallel).

@@ -56,7 +56,10 @@ impl Backend {
     /// Panics unless the CPU supports `self`: every public `*_with` entry point calls this, so
     /// the `unsafe` feature-gated calls below only ever run on a CPU that has the features.
     pub(crate) fn check(self) -> Backend {
-        assert!(self.available(), "bae-bits: back end {self:?} is not supported by this CPU");
+        assert!(
+            self.available(),
+            "bae-bits: back end {self:?} is not supported by this CPU"
+        );
         self
     }
 }
@@ -137,7 +140,12 @@ pub(crate) struct SignBlock<'a> {
 
 /// Fills `pos[jj]`/`neg[jj]` with bit `kk` set iff `d_jk > 0` / `< 0` (only pairs counted, see
 /// [`SignBlock::diag`]) and returns `Σ |d_jk|` over the counted pairs.
-pub(crate) fn sign_block(b: Backend, s: &SignBlock<'_>, pos: &mut [u64; 64], neg: &mut [u64; 64]) -> u128 {
+pub(crate) fn sign_block(
+    b: Backend,
+    s: &SignBlock<'_>,
+    pos: &mut [u64; 64],
+    neg: &mut [u64; 64],
+) -> u128 {
     assert!(s.counts.len() == 64 * 64 && s.cj.len() == 64 && s.ck.len() == 64);
     match b {
         // The vector path needs n*N and c_j*c_k below 2^52 and a per-lane sum below 2^64.
@@ -240,7 +248,11 @@ mod portable {
     }
 
     #[inline(always)]
-    pub fn sign_micro(rows: &[&[u64]; SP_I], pos: &[&[u64]; SP_K], neg: &[&[u64]; SP_K]) -> [[i32; SP_K]; SP_I] {
+    pub fn sign_micro(
+        rows: &[&[u64]; SP_I],
+        pos: &[&[u64]; SP_K],
+        neg: &[&[u64]; SP_K],
+    ) -> [[i32; SP_K]; SP_I] {
         let mut acc = [[0i32; SP_K]; SP_I];
         for (a, r) in acc.iter_mut().zip(rows) {
             for ((a, p), q) in a.iter_mut().zip(pos).zip(neg) {
@@ -333,7 +345,11 @@ mod x86 {
                     break;
                 }
                 let len = (src.len() - start).min(16);
-                let m: __mmask16 = if len == 16 { 0xFFFF } else { ((1u32 << len) - 1) as u16 };
+                let m: __mmask16 = if len == 16 {
+                    0xFFFF
+                } else {
+                    ((1u32 << len) - 1) as u16
+                };
                 // SAFETY: only the first `len` lanes are read, all inside `src`.
                 let v = unsafe { _mm512_maskz_loadu_ps(m, src.as_ptr().add(start)) };
                 let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero);
@@ -384,8 +400,10 @@ mod x86 {
                     let v1 = _mm512_loadu_si512(b1.add(w * 8).cast());
                     for (jj, acc) in acc.iter_mut().enumerate() {
                         let x = _mm512_set1_epi64(*a.add(w * 8 + jj) as i64);
-                        acc[0] = _mm512_add_epi64(acc[0], _mm512_popcnt_epi64(_mm512_and_si512(x, v0)));
-                        acc[1] = _mm512_add_epi64(acc[1], _mm512_popcnt_epi64(_mm512_and_si512(x, v1)));
+                        acc[0] =
+                            _mm512_add_epi64(acc[0], _mm512_popcnt_epi64(_mm512_and_si512(x, v0)));
+                        acc[1] =
+                            _mm512_add_epi64(acc[1], _mm512_popcnt_epi64(_mm512_and_si512(x, v1)));
                     }
                 }
                 for (jj, acc) in acc.iter().enumerate() {
@@ -426,7 +444,9 @@ mod x86 {
                     if valid == 0 {
                         continue;
                     }
-                    let cnt = _mm512_cvtepu32_epi64(_mm256_loadu_si256(s.counts.as_ptr().add(jj * 64 + t * 8).cast()));
+                    let cnt = _mm512_cvtepu32_epi64(_mm256_loadu_si256(
+                        s.counts.as_ptr().add(jj * 64 + t * 8).cast(),
+                    ));
                     let d = _mm512_sub_epi64(_mm512_mul_epu32(cnt, nv), _mm512_mul_epu32(cj, ckv));
                     let pm = _mm512_mask_cmpgt_epi64_mask(valid, d, zero);
                     let nm = _mm512_mask_cmplt_epi64_mask(valid, d, zero);
@@ -446,7 +466,11 @@ mod x86 {
     /// 4 code rows x 3 sign rows, vectorised along the words (8 per step) with a masked tail;
     /// one horizontal sum per pair at the end.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    pub unsafe fn sign_micro(rows: &[&[u64]; SP_I], pos: &[&[u64]; SP_K], neg: &[&[u64]; SP_K]) -> [[i32; SP_K]; SP_I] {
+    pub unsafe fn sign_micro(
+        rows: &[&[u64]; SP_I],
+        pos: &[&[u64]; SP_K],
+        neg: &[&[u64]; SP_K],
+    ) -> [[i32; SP_K]; SP_I] {
         let nw = rows[0].len();
         let mut acc = [[_mm512_setzero_si512(); SP_K]; SP_I];
         // SAFETY: all slices have `nw` words (checked by the dispatcher); masked lanes are not read.
@@ -461,8 +485,10 @@ mod x86 {
                 for (a, r) in acc.iter_mut().zip(rows) {
                     let x = _mm512_maskz_loadu_epi64(m, r.as_ptr().add(off).cast());
                     for k in 0..SP_K {
-                        a[k] = _mm512_add_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, p[k])));
-                        a[k] = _mm512_sub_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, q[k])));
+                        a[k] =
+                            _mm512_add_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, p[k])));
+                        a[k] =
+                            _mm512_sub_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, q[k])));
                     }
                 }
             };

@@ -25,7 +25,13 @@ pub(crate) fn transpose64(a: &mut [u64; 64]) {
 
 /// Loads the 64x64 block of rows `rb*64..` (missing rows read as 0) at word column `cw`.
 #[inline]
-pub(crate) fn load_block(words: &[u64], n_major: usize, wpm: usize, rb: usize, cw: usize) -> [u64; 64] {
+pub(crate) fn load_block(
+    words: &[u64],
+    n_major: usize,
+    wpm: usize,
+    rb: usize,
+    cw: usize,
+) -> [u64; 64] {
     let mut a = [0u64; 64];
     let r0 = rb * 64;
     let rows = (n_major - r0).min(64);
@@ -48,25 +54,27 @@ pub(crate) fn transpose_bits(words: &[u64], n_major: usize, n_minor: usize) -> V
     let n_rb = n_major.div_ceil(64);
     // 8 word columns per task (one input cache line), fewer when that leaves a core idle
     let group = (wpm.div_ceil(rayon::current_num_threads())).clamp(1, 8);
-    out.par_chunks_mut(group * 64 * wpm_out).enumerate().for_each(|(g, chunk)| {
-        let cw0 = g * group;
-        let n_out_rows = chunk.len() / wpm_out;
-        for rb in 0..n_rb {
-            for dc in 0..group {
-                let cw = cw0 + dc;
-                if cw >= wpm {
-                    break;
-                }
-                let mut a = load_block(words, n_major, wpm, rb, cw);
-                transpose64(&mut a);
-                let first = dc * 64;
-                let last = (first + 64).min(n_out_rows);
-                for (t, &x) in a.iter().enumerate().take(last.saturating_sub(first)) {
-                    chunk[(first + t) * wpm_out + rb] = x;
+    out.par_chunks_mut(group * 64 * wpm_out)
+        .enumerate()
+        .for_each(|(g, chunk)| {
+            let cw0 = g * group;
+            let n_out_rows = chunk.len() / wpm_out;
+            for rb in 0..n_rb {
+                for dc in 0..group {
+                    let cw = cw0 + dc;
+                    if cw >= wpm {
+                        break;
+                    }
+                    let mut a = load_block(words, n_major, wpm, rb, cw);
+                    transpose64(&mut a);
+                    let first = dc * 64;
+                    let last = (first + 64).min(n_out_rows);
+                    for (t, &x) in a.iter().enumerate().take(last.saturating_sub(first)) {
+                        chunk[(first + t) * wpm_out + rb] = x;
+                    }
                 }
             }
-        }
-    });
+        });
     out
 }
 

@@ -5,8 +5,8 @@
 mod common;
 
 use bae_bits::{
-    Backend, BitsError, CovarianceStats, CovarianceTerm, PackedColumns, PackedRows, SignMasks, coactivation_counts,
-    sign_product,
+    Backend, BitsError, CovarianceStats, CovarianceTerm, PackedColumns, PackedRows, SignMasks,
+    coactivation_counts, sign_product,
 };
 use common::*;
 
@@ -14,7 +14,10 @@ fn signs_dense(s: &SignMasks, cols: usize) -> Vec<i64> {
     let mut out = vec![0i64; cols * cols];
     for j in 0..cols {
         for k in 0..cols {
-            assert!(!(s.pos.get(j, k) && s.neg.get(j, k)), "pos and neg overlap at ({j},{k})");
+            assert!(
+                !(s.pos.get(j, k) && s.neg.get(j, k)),
+                "pos and neg overlap at ({j},{k})"
+            );
             out[j * cols + k] = s.sign(j, k) as i64;
         }
     }
@@ -34,8 +37,14 @@ fn statistics_match_naive() {
 
         let st = CovarianceStats::from_columns(&pc).unwrap();
         assert_eq!((st.n_rows, st.n_cols), (n, cols));
-        assert_eq!(st.firing.iter().map(|&v| v as i64).collect::<Vec<_>>(), naive_counts(&h, n, cols));
-        assert_eq!(st.coact.iter().map(|&v| v as i64).collect::<Vec<_>>(), coact);
+        assert_eq!(
+            st.firing.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            naive_counts(&h, n, cols)
+        );
+        assert_eq!(
+            st.coact.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            coact
+        );
 
         let cov = naive_cov(&h, n, cols);
         let e = rel_err(&st.covariance_matrix(), &cov);
@@ -45,11 +54,17 @@ fn statistics_match_naive() {
         assert_eq!(signs_dense(&st.signs, cols), want_s, "signs {n}x{cols}");
         assert_eq!(st.signs.pos.n_rows(), cols);
 
-        let term: f64 = (0..cols * cols).filter(|&x| x / cols != x % cols).map(|x| cov[x].abs()).sum();
+        let term: f64 = (0..cols * cols)
+            .filter(|&x| x / cols != x % cols)
+            .map(|x| cov[x].abs())
+            .sum();
         let e = (st.term - term).abs() / term.max(1e-300);
         assert!(e < 1e-12, "term {n}x{cols}: {} vs {term}", st.term);
 
-        let hs: Vec<i64> = sign_product(&rows, &st.signs).iter().map(|&v| v as i64).collect();
+        let hs: Vec<i64> = sign_product(&rows, &st.signs)
+            .iter()
+            .map(|&v| v as i64)
+            .collect();
         assert_eq!(hs, naive_hs(&h, n, cols, &want_s), "H S {n}x{cols}");
 
         // the gradient is added on top of what is already there, scaled by the weight
@@ -60,17 +75,26 @@ fn statistics_match_naive() {
         let got: Vec<f64> = g.iter().zip(&base).map(|(a, b)| a - b).collect();
         let want: Vec<f64> = want_g.iter().map(|v| 0.75 * v).collect();
         let e = rel_err(&got, &want);
-        assert!(e < 1e-12 || want.iter().all(|&v| v == 0.0) && got.iter().all(|v| v.abs() < 1e-15), "grad {n}x{cols}: {e}");
+        assert!(
+            e < 1e-12 || want.iter().all(|&v| v == 0.0) && got.iter().all(|v| v.abs() < 1e-15),
+            "grad {n}x{cols}: {e}"
+        );
 
         // f32 output
         let mut g32 = vec![0f32; n * cols];
         st.add_covariance_grad(&rows, 1.0, &mut g32);
         let g32: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
-        assert!(rel_err(&g32, &want_g) < 1e-6 || want_g.iter().all(|&v| v == 0.0), "grad f32 {n}x{cols}");
+        assert!(
+            rel_err(&g32, &want_g) < 1e-6 || want_g.iter().all(|&v| v == 0.0),
+            "grad f32 {n}x{cols}"
+        );
 
         // the lean variant gives the same values
         let lean = CovarianceTerm::from_columns(&pc).unwrap();
-        assert_eq!((lean.term, &lean.signs, &lean.firing), (st.term, &st.signs, &st.firing));
+        assert_eq!(
+            (lean.term, &lean.signs, &lean.firing),
+            (st.term, &st.signs, &st.firing)
+        );
         let mut g2 = base.clone();
         lean.add_covariance_grad(&rows, 0.75, &mut g2);
         assert_eq!(g2, g);
@@ -83,14 +107,25 @@ fn special_columns_give_exact_zero_signs() {
     // construction (n = 4: rows 00 01 10 11 pattern), col6 = col3 again
     let n = 4;
     let cols = 7;
-    let pat = [[0, 1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 1, 0], [0, 1, 1, 1, 0, 0, 1], [0, 1, 1, 1, 0, 1, 1]];
-    let h: Vec<f64> = pat.iter().flat_map(|r| r.iter().map(|&v| v as f64)).collect();
+    let pat = [
+        [0, 1, 0, 0, 1, 0, 0],
+        [0, 1, 0, 0, 1, 1, 0],
+        [0, 1, 1, 1, 0, 0, 1],
+        [0, 1, 1, 1, 0, 1, 1],
+    ];
+    let h: Vec<f64> = pat
+        .iter()
+        .flat_map(|r| r.iter().map(|&v| v as f64))
+        .collect();
     let pc = PackedColumns::from_dense01(&h, n, cols);
     let st = CovarianceStats::from_columns(&pc).unwrap();
     let s = signs_dense(&st.signs, cols);
     // constants: no sign with anything
     for k in 0..cols {
-        assert_eq!((s[k], s[cols + k], s[k * cols], s[k * cols + 1]), (0, 0, 0, 0));
+        assert_eq!(
+            (s[k], s[cols + k], s[k * cols], s[k * cols + 1]),
+            (0, 0, 0, 0)
+        );
     }
     assert_eq!(s[2 * cols + 3], 1); // duplicate
     assert_eq!(s[3 * cols + 4], -1); // complement
@@ -106,7 +141,13 @@ fn too_few_rows_is_an_error() {
     for n in [0, 1] {
         let pc = PackedColumns::zeros(n, 3);
         let e = CovarianceStats::from_columns(&pc).unwrap_err();
-        assert_eq!(e, BitsError::TooFewRows { n_rows: n, needed: 2 });
+        assert_eq!(
+            e,
+            BitsError::TooFewRows {
+                n_rows: n,
+                needed: 2
+            }
+        );
         assert!(CovarianceTerm::from_columns(&pc).is_err());
     }
 }
@@ -131,7 +172,14 @@ fn backends_agree() {
     let backends = Backend::all_available();
     eprintln!("back ends on this CPU: {backends:?}");
     let mut rng = Rng::new(11);
-    let shapes: &[(usize, usize)] = &[(2, 3), (65, 200), (512, 300), (300, 513), (4500, 130), (1000, 1000)];
+    let shapes: &[(usize, usize)] = &[
+        (2, 3),
+        (65, 200),
+        (512, 300),
+        (300, 513),
+        (4500, 130),
+        (1000, 1000),
+    ];
     for &(n, cols) in shapes {
         let h = random_codes(&mut rng, n, cols);
         let rows = PackedRows::from_dense01(&h, n, cols);
@@ -141,17 +189,29 @@ fn backends_agree() {
         let mut ref_g = vec![0f32; n * cols];
         reference.add_covariance_grad_with(Backend::Scalar, &rows, 0.5, &mut ref_g);
         for &b in &backends {
-            assert_eq!(bae_bits::coactivation_counts_with(b, &pc), reference.coact, "{b:?} coact {n}x{cols}");
+            assert_eq!(
+                bae_bits::coactivation_counts_with(b, &pc),
+                reference.coact,
+                "{b:?} coact {n}x{cols}"
+            );
             let st = CovarianceStats::from_columns_with(b, &pc).unwrap();
             assert_eq!(st.firing, reference.firing, "{b:?}");
             assert_eq!(st.signs, reference.signs, "{b:?} signs {n}x{cols}");
             assert_eq!(st.term, reference.term, "{b:?} term {n}x{cols}");
-            assert_eq!(bae_bits::sign_product_with(b, &rows, &st.signs), ref_hs, "{b:?} HS {n}x{cols}");
+            assert_eq!(
+                bae_bits::sign_product_with(b, &rows, &st.signs),
+                ref_hs,
+                "{b:?} HS {n}x{cols}"
+            );
             let mut g = vec![0f32; n * cols];
             st.add_covariance_grad_with(b, &rows, 0.5, &mut g);
             assert_eq!(g, ref_g, "{b:?} grad {n}x{cols}");
             let lean = CovarianceTerm::from_columns_with(b, &pc).unwrap();
-            assert_eq!((lean.term, &lean.signs), (reference.term, &reference.signs), "{b:?} lean");
+            assert_eq!(
+                (lean.term, &lean.signs),
+                (reference.term, &reference.signs),
+                "{b:?} lean"
+            );
         }
     }
 }
@@ -182,7 +242,10 @@ fn sign_product_with_arbitrary_masks() {
         let rows = PackedRows::from_dense01(&h, n, cols);
         let want = naive_hs(&h, n, cols, &s);
         for b in Backend::all_available() {
-            let got: Vec<i64> = bae_bits::sign_product_with(b, &rows, &masks).iter().map(|&v| v as i64).collect();
+            let got: Vec<i64> = bae_bits::sign_product_with(b, &rows, &masks)
+                .iter()
+                .map(|&v| v as i64)
+                .collect();
             assert_eq!(got, want, "{b:?} {n}x{cols}");
         }
     }

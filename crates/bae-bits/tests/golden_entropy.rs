@@ -4,8 +4,8 @@
 mod common;
 
 use bae_bits::{
-    CovarianceStats, CovarianceTerm, PackedRows, entropy_bits, entropy_grad_coeffs, entropy_per_feature,
-    entropy_train_bits, firing_rates,
+    CovarianceStats, CovarianceTerm, PackedRows, entropy_bits, entropy_grad_coeffs,
+    entropy_per_feature, entropy_train_bits, firing_rates,
 };
 use safetensors::{Dtype, SafeTensors};
 use std::path::PathBuf;
@@ -27,8 +27,15 @@ struct Tensor {
 fn tensor(st: &SafeTensors<'_>, name: &str) -> Tensor {
     let v = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(v.dtype(), Dtype::F64, "{name}");
-    let data = v.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-    Tensor { shape: v.shape().to_vec(), data }
+    let data = v
+        .data()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    Tensor {
+        shape: v.shape().to_vec(),
+        data,
+    }
 }
 
 #[track_caller]
@@ -45,7 +52,8 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
 #[test]
 fn entropy_sets_match_official() {
     let path = golden_dir().join("entropy_sets.safetensors");
-    let buf = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (set BAE_GOLDEN_DIR)", path.display()));
+    let buf = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set BAE_GOLDEN_DIR)", path.display()));
     let st = SafeTensors::deserialize(&buf).expect("golden file parses");
     let mut negative_entropy_seen = false;
     for set in 0..6 {
@@ -59,13 +67,21 @@ fn entropy_sets_match_official() {
         let p = firing_rates(&pc);
         assert_eq!(p, g("p").data, "set{set}: p must be exact");
 
-        assert_close(&format!("set{set}.entropy_per_feature"), &entropy_per_feature(&p), &g("entropy_per_feature").data);
+        assert_close(
+            &format!("set{set}.entropy_per_feature"),
+            &entropy_per_feature(&p),
+            &g("entropy_per_feature").data,
+        );
         let ent = g("entropy");
         assert!(ent.shape.is_empty(), "scalars are 0-d tensors");
         assert_close(&format!("set{set}.entropy"), &[entropy_bits(&p)], &ent.data);
 
         let (train, active) = entropy_train_bits(&p);
-        assert_close(&format!("set{set}.entropy_train"), &[train], &g("entropy_train").data);
+        assert_close(
+            &format!("set{set}.entropy_train"),
+            &[train],
+            &g("entropy_train").data,
+        );
         assert_eq!(active, ent.data[0] >= 0.0, "set{set}: threshold quirk");
         if !active {
             negative_entropy_seen = true;
@@ -75,10 +91,18 @@ fn entropy_sets_match_official() {
         // dentropy_dh is the gradient of `entropy` (no threshold), one value per column
         let coef = entropy_grad_coeffs(&p, n);
         let dent: Vec<f64> = (0..n * cols).map(|x| coef[x % cols]).collect();
-        assert_close(&format!("set{set}.dentropy_dh"), &dent, &g("dentropy_dh").data);
+        assert_close(
+            &format!("set{set}.dentropy_dh"),
+            &dent,
+            &g("dentropy_dh").data,
+        );
 
         let stats = CovarianceStats::from_columns(&pc).unwrap();
-        assert_close(&format!("set{set}.cov_matrix"), &stats.covariance_matrix(), &g("cov_matrix").data);
+        assert_close(
+            &format!("set{set}.cov_matrix"),
+            &stats.covariance_matrix(),
+            &g("cov_matrix").data,
+        );
         assert_close(&format!("set{set}.cov"), &[stats.term], &g("cov").data);
         let mut dcov = vec![0.0f64; n * cols];
         stats.add_covariance_grad(&rows, 1.0, &mut dcov);
@@ -90,5 +114,8 @@ fn entropy_sets_match_official() {
         lean.add_covariance_grad(&rows, 1.0, &mut dcov2);
         assert_eq!(dcov2, dcov);
     }
-    assert!(negative_entropy_seen, "set4 should exercise the threshold quirk");
+    assert!(
+        negative_entropy_seen,
+        "set4 should exercise the threshold quirk"
+    );
 }

@@ -2,7 +2,10 @@
 
 mod common;
 
-use bae_bits::{Backend, BitsError, FiringCounter, PackedColumns, PackedRows, firing_counts, firing_counts_rows, firing_rates};
+use bae_bits::{
+    Backend, BitsError, FiringCounter, PackedColumns, PackedRows, firing_counts,
+    firing_counts_rows, firing_rates,
+};
 use common::{Rng, naive_counts, random_codes};
 
 const SIZES: &[usize] = &[1, 2, 63, 64, 65, 127, 128, 129, 300];
@@ -14,7 +17,11 @@ fn assert_tails_zero(words: &[u64], groups: usize, bits: usize) {
     if bits % 64 != 0 {
         let tail = !0u64 << (bits % 64);
         for g in 0..groups {
-            assert_eq!(words[g * wpg + wpg - 1] & tail, 0, "group {g} has tail bits");
+            assert_eq!(
+                words[g * wpg + wpg - 1] & tail,
+                0,
+                "group {g} has tail bits"
+            );
         }
     }
 }
@@ -26,19 +33,32 @@ fn round_trip_and_transpose_ragged() {
         for &cols in SIZES {
             let h = random_codes(&mut rng, n, cols);
             let rows = PackedRows::from_dense01(&h, n, cols);
-            assert_eq!((rows.n_rows(), rows.n_cols(), rows.words_per_row()), (n, cols, cols.div_ceil(64)));
+            assert_eq!(
+                (rows.n_rows(), rows.n_cols(), rows.words_per_row()),
+                (n, cols, cols.div_ceil(64))
+            );
             assert_tails_zero(rows.words(), n, cols);
-            assert_eq!(rows.to_dense::<f64>(), h, "rows round trip n={n} cols={cols}");
+            assert_eq!(
+                rows.to_dense::<f64>(),
+                h,
+                "rows round trip n={n} cols={cols}"
+            );
             for i in 0..n {
                 for j in 0..cols {
                     assert_eq!(rows.get(i, j), h[i * cols + j] == 1.0);
                     // the documented bit position
-                    assert_eq!((rows.row(i)[j / 64] >> (j % 64)) & 1 == 1, h[i * cols + j] == 1.0);
+                    assert_eq!(
+                        (rows.row(i)[j / 64] >> (j % 64)) & 1 == 1,
+                        h[i * cols + j] == 1.0
+                    );
                 }
             }
 
             let tc = rows.to_columns();
-            assert_eq!((tc.n_rows(), tc.n_cols(), tc.words_per_col()), (n, cols, n.div_ceil(64)));
+            assert_eq!(
+                (tc.n_rows(), tc.n_cols(), tc.words_per_col()),
+                (n, cols, n.div_ceil(64))
+            );
             assert_tails_zero(tc.words(), cols, n);
             // naive column packing
             let mut naive = vec![0u64; cols * n.div_ceil(64)];
@@ -52,7 +72,10 @@ fn round_trip_and_transpose_ragged() {
             assert_eq!(tc.words(), &naive[..], "to_columns n={n} cols={cols}");
             assert_eq!(tc.col(cols - 1), &naive[(cols - 1) * n.div_ceil(64)..]);
             assert_eq!(PackedColumns::from_dense01(&h, n, cols), tc);
-            assert_eq!(tc.to_dense::<f32>(), h.iter().map(|&v| v as f32).collect::<Vec<_>>());
+            assert_eq!(
+                tc.to_dense::<f32>(),
+                h.iter().map(|&v| v as f32).collect::<Vec<_>>()
+            );
             assert_eq!(tc.to_rows(), rows, "transpose back n={n} cols={cols}");
             for i in 0..n {
                 for j in 0..cols {
@@ -87,11 +110,17 @@ fn from_words_validates() {
     assert!(r.get(0, 0) && r.get(0, 69) && r.get(2, 63) && r.get(2, 69) && !r.get(2, 68));
     assert_eq!(
         PackedRows::from_words(3, 70, vec![0; 5]).unwrap_err(),
-        BitsError::LengthMismatch { expected: 6, got: 5 }
+        BitsError::LengthMismatch {
+            expected: 6,
+            got: 5
+        }
     );
     let mut bad = ok;
     bad[3] = 0x40; // bit 70 of row 1
-    assert_eq!(PackedRows::from_words(3, 70, bad).unwrap_err(), BitsError::NonZeroTail { word: 3 });
+    assert_eq!(
+        PackedRows::from_words(3, 70, bad).unwrap_err(),
+        BitsError::NonZeroTail { word: 3 }
+    );
     // columns: 2 cols x 65 rows
     assert!(PackedColumns::from_words(65, 2, vec![0, 1, 0, 1]).is_ok());
     assert_eq!(
@@ -104,7 +133,17 @@ fn from_words_validates() {
 
 #[test]
 fn encode_positive_is_strict() {
-    let z32 = [1.0f32, 0.0, -0.0, -1.0, f32::NAN, 1e-30, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE];
+    let z32 = [
+        1.0f32,
+        0.0,
+        -0.0,
+        -1.0,
+        f32::NAN,
+        1e-30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
+    ];
     let want = [true, false, false, false, false, true, true, false, true];
     for b in Backend::all_available() {
         let r = PackedRows::encode_positive_with(b, &z32, 1, z32.len());
@@ -129,12 +168,29 @@ fn encode_positive_backends_agree_ragged() {
                 })
                 .collect();
             let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
-            let want = PackedRows::from_dense01(&z.iter().map(|&v| (v > 0.0) as u8 as f64).collect::<Vec<_>>(), n, cols);
+            let want = PackedRows::from_dense01(
+                &z.iter()
+                    .map(|&v| (v > 0.0) as u8 as f64)
+                    .collect::<Vec<_>>(),
+                n,
+                cols,
+            );
             for b in Backend::all_available() {
-                assert_eq!(PackedRows::encode_positive_with(b, &z, n, cols), want, "{b:?} f64 {n}x{cols}");
-                assert_eq!(PackedRows::encode_positive_with(b, &z32, n, cols), want, "{b:?} f32 {n}x{cols}");
+                assert_eq!(
+                    PackedRows::encode_positive_with(b, &z, n, cols),
+                    want,
+                    "{b:?} f64 {n}x{cols}"
+                );
+                assert_eq!(
+                    PackedRows::encode_positive_with(b, &z32, n, cols),
+                    want,
+                    "{b:?} f32 {n}x{cols}"
+                );
             }
-            assert_eq!(PackedColumns::encode_positive(&z32, n, cols), want.to_columns());
+            assert_eq!(
+                PackedColumns::encode_positive(&z32, n, cols),
+                want.to_columns()
+            );
         }
     }
 }
@@ -144,7 +200,10 @@ fn firing_counts_rates_and_counter() {
     let mut rng = Rng::new(3);
     for &(n, cols) in common::SHAPES {
         let h = random_codes(&mut rng, n, cols);
-        let want: Vec<u32> = naive_counts(&h, n, cols).iter().map(|&c| c as u32).collect();
+        let want: Vec<u32> = naive_counts(&h, n, cols)
+            .iter()
+            .map(|&c| c as u32)
+            .collect();
         let rows = PackedRows::from_dense01(&h, n, cols);
         let c = rows.to_columns();
         assert_eq!(firing_counts(&c), want, "{n}x{cols}");
@@ -152,7 +211,9 @@ fn firing_counts_rates_and_counter() {
         for b in Backend::all_available() {
             assert_eq!(bae_bits::firing_counts_with(b, &c), want, "{b:?}");
             assert_eq!(bae_bits::firing_counts_rows_with(b, &rows), want, "{b:?}");
-            let l0: Vec<u32> = (0..n).map(|i| h[i * cols..(i + 1) * cols].iter().sum::<f64>() as u32).collect();
+            let l0: Vec<u32> = (0..n)
+                .map(|i| h[i * cols..(i + 1) * cols].iter().sum::<f64>() as u32)
+                .collect();
             assert_eq!(rows.row_popcounts_with(b), l0, "{b:?} L0");
         }
         let rates = firing_rates(&c);
@@ -179,7 +240,10 @@ fn firing_counts_rates_and_counter() {
     }
     assert_eq!(start, n);
     assert_eq!(counter.n_rows(), n as u64);
-    assert_eq!(counter.counts(), &all.iter().map(|&c| c as u64).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        counter.counts(),
+        &all.iter().map(|&c| c as u64).collect::<Vec<_>>()[..]
+    );
     let rates = counter.rates();
     for (r, &c) in rates.iter().zip(&all) {
         assert_eq!(*r, c as f64 / n as f64);

@@ -221,7 +221,11 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
     }
     // Resume after the last shard that every block has (a kill between two manifest writes
     // can leave one block a shard ahead; that shard is simply redone).
-    let k = outs.iter().map(|o| o.manifest.shards.len()).min().unwrap_or(0);
+    let k = outs
+        .iter()
+        .map(|o| o.manifest.shards.len())
+        .min()
+        .unwrap_or(0);
     let mut all_done = true;
     for o in &mut outs {
         if o.manifest.shards.len() > k {
@@ -238,7 +242,16 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
     let mut candidates = first.shards.last().map_or(0, |s| s.candidates_end);
     let exhausted = first.exhausted && all_done;
     if all_done && (exhausted || candidates >= args.tokens) {
-        return Ok(summary(args, &outs, cfg.d_model, candidates, Stats::default(), k, all_done, exhausted));
+        return Ok(summary(
+            args,
+            &outs,
+            cfg.d_model,
+            candidates,
+            Stats::default(),
+            k,
+            all_done,
+            exhausted,
+        ));
     }
 
     let model = Model::from_gguf(
@@ -292,18 +305,45 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
                 break; // too short after the position rule: the rest of the document is unused
             }
             // The window consumes through its last kept position.
-            let consumed = if keep < available { pos + skip + keep } else { end };
-            let end_pos = if consumed >= ids.len() {
-                TextPos { doc: doc_id + 1, token: 0 }
+            let consumed = if keep < available {
+                pos + skip + keep
             } else {
-                TextPos { doc: doc_id, token: consumed }
+                end
             };
-            pending.push(Window { doc: doc_id, ids: ids[pos..end].to_vec(), keep, end: end_pos });
+            let end_pos = if consumed >= ids.len() {
+                TextPos {
+                    doc: doc_id + 1,
+                    token: 0,
+                }
+            } else {
+                TextPos {
+                    doc: doc_id,
+                    token: consumed,
+                }
+            };
+            pending.push(Window {
+                doc: doc_id,
+                ids: ids[pos..end].to_vec(),
+                keep,
+                end: end_pos,
+            });
             candidates += keep as u64;
             stats.dropped_sink += (end - pos).min(skip) as u64;
             pos = end;
             if pending.len() == batch {
-                run_batch(&model, &mut outs, &mut pending, &mut shard_candidates, &mut last_end, &blocks, args, skip, pad_id, &docs, &mut stats)?;
+                run_batch(
+                    &model,
+                    &mut outs,
+                    &mut pending,
+                    &mut shard_candidates,
+                    &mut last_end,
+                    &blocks,
+                    args,
+                    skip,
+                    pad_id,
+                    &docs,
+                    &mut stats,
+                )?;
                 pb.set_position(candidates);
             }
             if candidates >= args.tokens {
@@ -312,7 +352,19 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
         }
     }
     if !pending.is_empty() {
-        run_batch(&model, &mut outs, &mut pending, &mut shard_candidates, &mut last_end, &blocks, args, skip, pad_id, &docs, &mut stats)?;
+        run_batch(
+            &model,
+            &mut outs,
+            &mut pending,
+            &mut shard_candidates,
+            &mut last_end,
+            &blocks,
+            args,
+            skip,
+            pad_id,
+            &docs,
+            &mut stats,
+        )?;
     }
     pb.set_position(candidates);
     pb.finish_and_clear();
@@ -324,9 +376,27 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
         )));
     }
     // Final (possibly short) shard, then mark complete.
-    flush(&mut outs, shard_candidates, last_end, candidates, args, &docs, true, exhausted)?;
+    flush(
+        &mut outs,
+        shard_candidates,
+        last_end,
+        candidates,
+        args,
+        &docs,
+        true,
+        exhausted,
+    )?;
     stats.seconds = started.elapsed().as_secs_f64();
-    Ok(summary(args, &outs, cfg.d_model, candidates, stats, k, true, exhausted))
+    Ok(summary(
+        args,
+        &outs,
+        cfg.d_model,
+        candidates,
+        stats,
+        k,
+        true,
+        exhausted,
+    ))
 }
 
 #[derive(Default)]
@@ -354,9 +424,22 @@ fn run_batch(
 ) -> Result<()> {
     let batch_candidates: usize = pending.iter().map(|w| w.keep).sum();
     if *shard_candidates > 0 && *shard_candidates + batch_candidates > args.shard_rows {
-        let cands_before = outs[0].manifest.shards.last().map_or(0, |s| s.candidates_end)
+        let cands_before = outs[0]
+            .manifest
+            .shards
+            .last()
+            .map_or(0, |s| s.candidates_end)
             + *shard_candidates as u64;
-        flush(outs, *shard_candidates, *last_end, cands_before, args, docs, false, false)?;
+        flush(
+            outs,
+            *shard_candidates,
+            *last_end,
+            cands_before,
+            args,
+            docs,
+            false,
+            false,
+        )?;
         *shard_candidates = 0;
     }
     let t = args.window;
@@ -446,7 +529,12 @@ fn flush(
     Ok(())
 }
 
-fn shard_metadata(m: &Manifest, block: usize, args: &ExtractArgs, index: usize) -> HashMap<String, String> {
+fn shard_metadata(
+    m: &Manifest,
+    block: usize,
+    args: &ExtractArgs,
+    index: usize,
+) -> HashMap<String, String> {
     HashMap::from([
         ("model".to_string(), m.model.clone()),
         ("block".to_string(), block.to_string()),
@@ -480,7 +568,12 @@ fn summary(
                 dir: o.dir.clone(),
                 rows: o.manifest.tokens_total,
                 shards: o.manifest.shards.len(),
-                dropped_outliers: o.manifest.shards.iter().map(|s| s.dropped_outliers as u64).sum(),
+                dropped_outliers: o
+                    .manifest
+                    .shards
+                    .iter()
+                    .map(|s| s.dropped_outliers as u64)
+                    .sum(),
             })
             .collect(),
         d,
@@ -492,7 +585,11 @@ fn summary(
         exhausted,
         docs: outs[0].manifest.docs.len(),
         seconds: stats.seconds,
-        tokens_per_s: if stats.seconds > 0.0 { stats.tokens_run as f64 / stats.seconds } else { 0.0 },
+        tokens_per_s: if stats.seconds > 0.0 {
+            stats.tokens_run as f64 / stats.seconds
+        } else {
+            0.0
+        },
     }
 }
 
@@ -501,9 +598,15 @@ fn validate(args: &ExtractArgs) -> Result<()> {
     if args.blocks.is_empty() {
         return bad("--blocks: give at least one block");
     }
-    let min_window = if args.keep_sink { 1 } else { SINK_POSITIONS + 1 };
+    let min_window = if args.keep_sink {
+        1
+    } else {
+        SINK_POSITIONS + 1
+    };
     if args.window < min_window {
-        return Err(LlmError::Input(format!("--window must be at least {min_window}")));
+        return Err(LlmError::Input(format!(
+            "--window must be at least {min_window}"
+        )));
     }
     if args.tokens == 0 {
         return bad("--tokens must be positive");
@@ -521,7 +624,10 @@ fn validate(args: &ExtractArgs) -> Result<()> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Creates the block folder and proves it is writable.

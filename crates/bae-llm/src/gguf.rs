@@ -117,7 +117,9 @@ impl Gguf {
     pub fn llama_config(&self) -> Result<LlamaConfig> {
         let arch = self.meta_str("general.architecture")?;
         if arch != "llama" {
-            return Err(self.bad(format!("unsupported architecture '{arch}' (expected llama)")));
+            return Err(self.bad(format!(
+                "unsupported architecture '{arch}' (expected llama)"
+            )));
         }
         let d_model = self.meta_usize("llama.embedding_length")?;
         let n_heads = self.meta_usize("llama.attention.head_count")?;

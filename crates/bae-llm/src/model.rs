@@ -71,7 +71,8 @@ impl Model {
         let embed = g.tensor_f32("token_embd.weight", &[cfg.vocab_size, d])?;
         let mut layers = Vec::with_capacity(n_load);
         for i in 0..n_load {
-            let mut w = |name: &str, shape: &[usize]| g.tensor_f32(&format!("blk.{i}.{name}"), shape);
+            let mut w =
+                |name: &str, shape: &[usize]| g.tensor_f32(&format!("blk.{i}.{name}"), shape);
             let q = w("attn_q.weight", &[d, d])?;
             let k = w("attn_k.weight", &[kv, d])?;
             let v = w("attn_v.weight", &[kv, d])?;
@@ -147,7 +148,10 @@ impl Model {
                 }
             }
         }
-        Ok(out.into_iter().map(|o| o.expect("every block filled")).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every block filled"))
+            .collect())
     }
 
     /// Logits [batch, seq, vocab] after all layers, the final norm and the output head.
@@ -176,13 +180,22 @@ impl Model {
         if let Some(&max) = flat.to_vec1::<u32>()?.iter().max()
             && max as usize >= self.cfg.vocab_size
         {
-            return Err(LlmError::Input(format!("token id {max} outside the vocabulary")));
+            return Err(LlmError::Input(format!(
+                "token id {max} outside the vocabulary"
+            )));
         }
         Ok(self.embed.index_select(&flat, 0)?)
     }
 
     /// x: [batch * seq, d_model] -> same shape, after one transformer layer.
-    fn layer_forward(&self, l: &Layer, x: &Tensor, b: usize, t: usize, mask: &Tensor) -> Result<Tensor> {
+    fn layer_forward(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        b: usize,
+        t: usize,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
         let c = &self.cfg;
         let (nh, nkv, hd) = (c.n_heads, c.n_kv_heads, c.head_dim);
         let rep = nh / nkv;

@@ -132,9 +132,12 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LlmError::io(&path, e)),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| LlmError::io(&path, format!("unreadable manifest ({e}); remove the folder to start over")))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            LlmError::io(
+                &path,
+                format!("unreadable manifest ({e}); remove the folder to start over"),
+            )
+        })
     }
 
     pub fn write(&self, block_dir: &Path) -> Result<()> {
@@ -194,9 +197,16 @@ impl ShardBuffer {
     pub fn flush(&mut self, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
         let n = self.rows();
         let ints = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (tok, doc, pos) = (ints(&self.token_ids), ints(&self.doc_ids), ints(&self.positions));
+        let (tok, doc, pos) = (
+            ints(&self.token_ids),
+            ints(&self.doc_ids),
+            ints(&self.positions),
+        );
         let tensors = vec![
-            ("activations", view(self.dtype.st_dtype(), vec![n, self.d], &self.acts)?),
+            (
+                "activations",
+                view(self.dtype.st_dtype(), vec![n, self.d], &self.acts)?,
+            ),
             ("doc_ids", view(Dtype::I32, vec![n], &doc)?),
             ("positions", view(Dtype::I32, vec![n], &pos)?),
             ("token_ids", view(Dtype::I32, vec![n], &tok)?),

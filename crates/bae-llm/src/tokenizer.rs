@@ -64,18 +64,28 @@ impl Tokenizer {
         let bad = |msg: String| LlmError::bad_model(g.path(), msg);
         let model = g.meta_str("tokenizer.ggml.model")?;
         if model != "gpt2" {
-            return Err(bad(format!("tokenizer model '{model}' is not byte-level BPE (gpt2)")));
+            return Err(bad(format!(
+                "tokenizer model '{model}' is not byte-level BPE (gpt2)"
+            )));
         }
         if let Ok(pre) = g.meta_str("tokenizer.ggml.pre")
             && pre != "smollm"
         {
-            return Err(bad(format!("pre-tokenizer '{pre}' is not supported (only smollm)")));
+            return Err(bad(format!(
+                "pre-tokenizer '{pre}' is not supported (only smollm)"
+            )));
         }
         let tokens = g.meta_str_array("tokenizer.ggml.tokens")?;
         let merges = g.meta_str_array("tokenizer.ggml.merges")?;
         let mut tok = Self::new(tokens, &merges).map_err(bad)?;
-        tok.bos_id = g.meta_usize("tokenizer.ggml.bos_token_id").ok().map(|x| x as u32);
-        tok.eos_id = g.meta_usize("tokenizer.ggml.eos_token_id").ok().map(|x| x as u32);
+        tok.bos_id = g
+            .meta_usize("tokenizer.ggml.bos_token_id")
+            .ok()
+            .map(|x| x as u32);
+        tok.eos_id = g
+            .meta_usize("tokenizer.ggml.eos_token_id")
+            .ok()
+            .map(|x| x as u32);
         Ok(tok)
     }
 
@@ -183,7 +193,10 @@ impl Tokenizer {
 
     /// Merges the lowest-ranked adjacent pair until none is left (leftmost first on ties).
     fn bpe(&self, bytes: &[u8]) -> Vec<u32> {
-        let mut syms: Vec<u32> = bytes.iter().filter_map(|&b| self.byte_ids[b as usize]).collect();
+        let mut syms: Vec<u32> = bytes
+            .iter()
+            .filter_map(|&b| self.byte_ids[b as usize])
+            .collect();
         loop {
             let mut best: Option<(u32, usize, u32)> = None; // (rank, index, merged id)
             for i in 0..syms.len().saturating_sub(1) {

@@ -80,7 +80,10 @@ macro_rules! impl_float {
                 beta: Self,
                 c: &mut [Self],
             ) {
-                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: slice too short");
+                assert!(
+                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+                    "gemm: slice too short"
+                );
                 let (rsa, csa) = strides(if a_t { m } else { k }, a_t);
                 let (rsb, csb) = strides(if b_t { k } else { n }, b_t);
                 // SAFETY: the slices were checked to hold the m x k, k x n and m x n matrices the strides describe.

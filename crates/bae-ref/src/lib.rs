@@ -15,5 +15,7 @@ mod params;
 pub use adam::{Adam, AdamConfig};
 pub use arch::{Arch, Estimator};
 pub use float::Float;
-pub use model::{column_sums, decode, encode_pre, forward, mse, step, Backward, Forward, Losses, Step};
-pub use params::{Params, PARAM_NAMES};
+pub use model::{
+    Backward, Forward, Losses, Step, column_sums, decode, encode_pre, forward, mse, step,
+};
+pub use params::{PARAM_NAMES, Params};

@@ -59,7 +59,6 @@ pub struct Step<T> {
     pub backward: Backward<T>,
 }
 
-
 /// `out[i, :] = bias` for every row, so a GEMM with beta = 1 adds the bias.
 fn broadcast_rows<T: Float>(bias: &[T], rows: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(rows * bias.len());
@@ -96,23 +95,54 @@ pub fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
 pub fn encode_pre<T: Float>(p: &Params<T>, x: &[T], n: usize) -> Vec<T> {
     assert_eq!(x.len(), n * p.d, "x must be n x d");
     let mut z = broadcast_rows(&p.b_enc, n);
-    T::gemm(n, p.d, p.d_code, T::ONE, x, false, &p.w_enc, false, T::ONE, &mut z);
+    T::gemm(
+        n,
+        p.d,
+        p.d_code,
+        T::ONE,
+        x,
+        false,
+        &p.w_enc,
+        false,
+        T::ONE,
+        &mut z,
+    );
     z
 }
 
 /// X^ = act W_dec + b_dec.
 pub fn decode<T: Float>(p: &Params<T>, act: &[T], n: usize) -> Vec<T> {
     let mut x_hat = broadcast_rows(&p.b_dec, n);
-    T::gemm(n, p.d_code, p.d, T::ONE, act, false, &p.w_dec, false, T::ONE, &mut x_hat);
+    T::gemm(
+        n,
+        p.d_code,
+        p.d,
+        T::ONE,
+        act,
+        false,
+        &p.w_dec,
+        false,
+        T::ONE,
+        &mut x_hat,
+    );
     x_hat
 }
 
 /// Apply the architecture's activation to Z: returns (act, active pattern, gradient mask).
-fn activate<T: Float>(z: &[T], n: usize, dc: usize, arch: &Arch) -> (Vec<T>, PackedRows, PackedRows) {
+fn activate<T: Float>(
+    z: &[T],
+    n: usize,
+    dc: usize,
+    arch: &Arch,
+) -> (Vec<T>, PackedRows, PackedRows) {
     match *arch {
         Arch::Bae { .. } => {
             let codes = PackedRows::encode_positive(z, n, dc);
-            let act = codes.to_dense::<T>();
+            // the decoder input H as 0/1 floats, straight from Z (same rule: strictly positive)
+            let act = z
+                .par_iter()
+                .map(|&v| if v > T::ZERO { T::ONE } else { T::ZERO })
+                .collect();
             (act, codes.clone(), codes)
         }
         Arch::ReluL1 { .. } => masked(z, n, dc, |_, v| v > T::ZERO),
@@ -127,7 +157,8 @@ fn activate<T: Float>(z: &[T], n: usize, dc: usize, arch: &Arch) -> (Vec<T>, Pac
                 .map(|row| {
                     let mut r = row.to_vec();
                     // k-th largest: sort descending up to position k-1
-                    let (_, v, _) = r.select_nth_unstable_by(k - 1, |a, b| b.partial_cmp(a).expect("finite z"));
+                    let (_, v, _) =
+                        r.select_nth_unstable_by(k - 1, |a, b| b.partial_cmp(a).expect("finite z"));
                     *v
                 })
                 .collect();
@@ -198,7 +229,8 @@ pub fn mse<T: Float>(x: &[T], x_hat: &[T]) -> f64 {
 pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on: bool) -> Step<T> {
     let (d, dc) = (p.d, p.d_code);
     let fwd = forward(p, x, n, arch);
-    let rates = bae_bits::firing_rates(&fwd.codes.to_columns());
+    let columns = fwd.codes.to_columns();
+    let rates = bae_bits::firing_rates(&columns);
     let mut losses = Losses {
         mse: mse(x, &fwd.x_hat),
         ..Losses::default()
@@ -206,11 +238,27 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
 
     // dL/dX^ = 2 (X^ - X) / (n d), in the working precision as torch computes it
     let scale = T::from_f64(2.0 / (n * d) as f64);
-    let dl_dxhat: Vec<T> = fwd.x_hat.iter().zip(x).map(|(&xh, &xv)| scale * (xh - xv)).collect();
+    let dl_dxhat: Vec<T> = fwd
+        .x_hat
+        .iter()
+        .zip(x)
+        .map(|(&xh, &xv)| scale * (xh - xv))
+        .collect();
 
     // upstream gradient at the decoder input: dL/dX^ W_dec^T
     let mut g = vec![T::ZERO; n * dc];
-    T::gemm(n, d, dc, T::ONE, &dl_dxhat, false, &p.w_dec, true, T::ZERO, &mut g);
+    T::gemm(
+        n,
+        d,
+        dc,
+        T::ONE,
+        &dl_dxhat,
+        false,
+        &p.w_dec,
+        true,
+        T::ZERO,
+        &mut g,
+    );
 
     let mut cov = None;
     let dl_dz = match *arch {
@@ -234,7 +282,7 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
                 });
             }
             if n >= 2 {
-                let stats = CovarianceStats::from_columns(&fwd.codes.to_columns()).expect("n >= 2");
+                let stats = CovarianceStats::from_columns(&columns).expect("n >= 2");
                 losses.cov = stats.term;
                 if lambda_cov != 0.0 {
                     stats.add_covariance_grad(&fwd.codes, lambda_cov, &mut g);
@@ -274,9 +322,31 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
     };
 
     let mut grads = Params::zeros(d, dc);
-    T::gemm(d, n, dc, T::ONE, x, true, &dl_dz, false, T::ZERO, &mut grads.w_enc);
+    T::gemm(
+        d,
+        n,
+        dc,
+        T::ONE,
+        x,
+        true,
+        &dl_dz,
+        false,
+        T::ZERO,
+        &mut grads.w_enc,
+    );
     grads.b_enc = column_sums(&dl_dz, dc);
-    T::gemm(dc, n, d, T::ONE, &fwd.act, true, &dl_dxhat, false, T::ZERO, &mut grads.w_dec);
+    T::gemm(
+        dc,
+        n,
+        d,
+        T::ONE,
+        &fwd.act,
+        true,
+        &dl_dxhat,
+        false,
+        T::ZERO,
+        &mut grads.w_dec,
+    );
     grads.b_dec = column_sums(&dl_dxhat, d);
 
     Step {

@@ -9,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 fn problem(n: usize, d: usize, dc: usize, seed: u64) -> (Params<f64>, Vec<f64>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let p = Params::init_linear(d, dc, || rng.random::<f64>());
-    let x = (0..n * d).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect();
+    let x = (0..n * d)
+        .map(|_| rng.random::<f64>() * 4.0 - 2.0)
+        .collect();
     (p, x)
 }
 
@@ -22,10 +24,21 @@ fn check(arch: Arch, tensors: &[usize], seed: u64) {
     let (n, d, dc) = (16, 6, 20);
     let (p, x) = problem(n, d, dc, seed);
     let s = bae_ref::step(&p, &x, n, &arch, true);
-    let kink = if let Arch::JumpRelu { theta, .. } = arch { theta } else { 0.0 };
-    let min_gap = s.forward.z.iter().fold(f64::INFINITY, |m, z| m.min((z - kink).abs()));
+    let kink = if let Arch::JumpRelu { theta, .. } = arch {
+        theta
+    } else {
+        0.0
+    };
+    let min_gap = s
+        .forward
+        .z
+        .iter()
+        .fold(f64::INFINITY, |m, z| m.min((z - kink).abs()));
     let h = 1e-6;
-    assert!(min_gap > 1e-4, "test problem too close to a kink: {min_gap}");
+    assert!(
+        min_gap > 1e-4,
+        "test problem too close to a kink: {min_gap}"
+    );
     let grads = s.backward.grads.tensors();
     let mut checked = 0;
     for &t in tensors {
@@ -37,7 +50,8 @@ fn check(arch: Arch, tensors: &[usize], seed: u64) {
             let fd = (loss(&plus, &x, n, &arch) - loss(&minus, &x, n, &arch)) / (2.0 * h);
             let g = grads[t][i];
             assert!(
-                (fd - g).abs() <= 1e-6 * (1.0 + g.abs().max(fd.abs())) && (fd - g).abs() <= 1e-7 + 1e-4 * g.abs(),
+                (fd - g).abs() <= 1e-6 * (1.0 + g.abs().max(fd.abs()))
+                    && (fd - g).abs() <= 1e-7 + 1e-4 * g.abs(),
                 "{} {}[{i}]: analytic {g:e} vs finite difference {fd:e}",
                 arch.name(),
                 bae_ref::PARAM_NAMES[t]
@@ -67,5 +81,12 @@ fn relu_l1_gradients_match_finite_differences() {
 
 #[test]
 fn jumprelu_gradients_match_finite_differences() {
-    check(Arch::JumpRelu { theta: 0.1, l1: 1e-2 }, &[0, 1, 2, 3], 13);
+    check(
+        Arch::JumpRelu {
+            theta: 0.1,
+            l1: 1e-2,
+        },
+        &[0, 1, 2, 3],
+        13,
+    );
 }

@@ -20,7 +20,9 @@ pub struct StepTiming {
 /// Median over `reps` steps (after one warm-up) at width d -> d' on a batch of n Gaussian rows.
 pub fn time_step(d: usize, d_code: usize, n: usize, reps: usize, with_cov: bool) -> StepTiming {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let x: Vec<f32> = (0..n * d).map(|_| (rng.random::<f32>() - 0.5) * 4.0).collect();
+    let x: Vec<f32> = (0..n * d)
+        .map(|_| (rng.random::<f32>() - 0.5) * 4.0)
+        .collect();
     let mut params = Params::<f32>::init_linear(d, d_code, || rng.random::<f64>());
     let mut adam = Adam::new(AdamConfig::default(), &params);
     let arch = Arch::Bae {

@@ -89,7 +89,9 @@ impl TrainConfig {
         match self.estimator.as_str() {
             "sign_s" | "sign-s" => Ok(Estimator::SignS),
             "ste" | "sign" => Ok(Estimator::Ste),
-            other => Err(format!("unknown estimator '{other}' (expected sign_s or ste)")),
+            other => Err(format!(
+                "unknown estimator '{other}' (expected sign_s or ste)"
+            )),
         }
     }
 
@@ -128,7 +130,10 @@ impl TrainConfig {
             return Err("--expand must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.val_split) {
-            return Err(format!("--val-split must be in [0, 1), got {}", self.val_split));
+            return Err(format!(
+                "--val-split must be in [0, 1), got {}",
+                self.val_split
+            ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("--lr must be positive, got {}", self.lr));

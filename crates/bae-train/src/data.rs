@@ -52,7 +52,10 @@ impl RowSource for MemoryRows {
         for (r, &i) in idx.iter().enumerate() {
             let row = &self.data[i * self.d..(i + 1) * self.d];
             if let Some(c) = row.iter().position(|v| !v.is_finite()) {
-                return Err(format!("{}: non-finite value at row {i}, column {c}", self.name));
+                return Err(format!(
+                    "{}: non-finite value at row {i}, column {c}",
+                    self.name
+                ));
             }
             out[r * self.d..(r + 1) * self.d].copy_from_slice(row);
         }

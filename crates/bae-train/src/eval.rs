@@ -72,7 +72,12 @@ pub fn evaluate(
                 *q += v * v;
             }
         }
-        l0 += f.codes.row_popcounts().iter().map(|&c| c as u64).sum::<u64>();
+        l0 += f
+            .codes
+            .row_popcounts()
+            .iter()
+            .map(|&c| c as u64)
+            .sum::<u64>();
         counter.add_rows(&f.codes);
         if arch.is_binary() {
             // the covariance term is a minibatch quantity: average it over batches of the training size
@@ -80,13 +85,19 @@ pub fn evaluate(
                 let len = cov_batch.min(m - sub);
                 if len == cov_batch || (len >= 2 && cov_batches == 0) {
                     let cols = f.codes.slice_rows(sub, len).to_columns();
-                    cov_sum += CovarianceStats::from_columns(&cols).map_err(|e| e.to_string())?.term;
+                    cov_sum += CovarianceStats::from_columns(&cols)
+                        .map_err(|e| e.to_string())?
+                        .term;
                     cov_batches += 1;
                 }
             }
         }
     }
-    let total_var: f64 = sum.iter().zip(&sum_sq).map(|(s, q)| q - s * s / n as f64).sum();
+    let total_var: f64 = sum
+        .iter()
+        .zip(&sum_sq)
+        .map(|(s, q)| q - s * s / n as f64)
+        .sum();
     let rates = counter.rates();
     let salience_share = if arch.is_binary() {
         salience_density(params, src, &idx, eval_batch, &rates)?
@@ -96,10 +107,18 @@ pub fn evaluate(
     Ok(EvalReport {
         rows: n,
         mse: sse / (n * d) as f64,
-        fvu: if total_var > 0.0 { sse / total_var } else { f64::NAN },
+        fvu: if total_var > 0.0 {
+            sse / total_var
+        } else {
+            f64::NAN
+        },
         l0: l0 as f64 / n as f64,
         entropy_bits: bae_bits::entropy_bits(&rates),
-        cov_term: if cov_batches > 0 { cov_sum / cov_batches as f64 } else { 0.0 },
+        cov_term: if cov_batches > 0 {
+            cov_sum / cov_batches as f64
+        } else {
+            0.0
+        },
         dead: rates.iter().filter(|&&p| p == 0.0).count(),
         dense_10: rates.iter().filter(|&&p| p > 0.1).count(),
         dense_50: rates.iter().filter(|&&p| p > 0.5).count(),

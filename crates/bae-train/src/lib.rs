@@ -11,5 +11,5 @@ pub mod trainer;
 
 pub use config::{ArchKind, TrainConfig};
 pub use data::{MemoryRows, RowSource, Schedule};
-pub use eval::{evaluate, EvalReport};
-pub use trainer::{init_params, load_init, save_model, train, TrainOutcome, TrainState};
+pub use eval::{EvalReport, evaluate};
+pub use trainer::{TrainOutcome, TrainState, init_params, load_init, save_model, train};

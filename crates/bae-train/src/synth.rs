@@ -38,7 +38,10 @@ pub fn generate(spec: &SynthSpec) -> Result<Synth, String> {
         return Err("synth: --n, --d and --bits must be positive".into());
     }
     if !(0.0 <= spec.p_min && spec.p_min <= spec.p_max && spec.p_max <= 1.0) {
-        return Err(format!("synth: need 0 <= p-min <= p-max <= 1, got {} and {}", spec.p_min, spec.p_max));
+        return Err(format!(
+            "synth: need 0 <= p-min <= p-max <= 1, got {} and {}",
+            spec.p_min, spec.p_max
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let probabilities: Vec<f64> = (0..spec.bits)
@@ -52,7 +55,10 @@ pub fn generate(spec: &SynthSpec) -> Result<Synth, String> {
     for row in data.chunks_mut(spec.d) {
         for (i, &p) in probabilities.iter().enumerate() {
             if rng.random::<f64>() < p {
-                for (v, &u) in row.iter_mut().zip(&directions[i * spec.d..(i + 1) * spec.d]) {
+                for (v, &u) in row
+                    .iter_mut()
+                    .zip(&directions[i * spec.d..(i + 1) * spec.d])
+                {
                     *v += u;
                 }
             }

@@ -5,9 +5,9 @@
 
 use crate::config::TrainConfig;
 use crate::data::{RowSource, Schedule};
-use crate::eval::{evaluate, EvalReport};
+use crate::eval::{EvalReport, evaluate};
 use bae_io::JsonlWriter;
-use bae_ref::{Adam, Arch, Params, PARAM_NAMES};
+use bae_ref::{Adam, Arch, PARAM_NAMES, Params};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,12 +40,19 @@ pub fn load_init(path: &Path, d: usize, d_code: usize) -> Result<Params<f32>, St
         *dst = bae_io::take_tensor(&mut map, path, name, shape).map_err(|e| e.to_string())?;
     }
     if let Some((name, i)) = p.first_non_finite() {
-        return Err(format!("{}: tensor {name} has a non-finite value at index {i}", path.display()));
+        return Err(format!(
+            "{}: tensor {name} has a non-finite value at index {i}",
+            path.display()
+        ));
     }
     Ok(p)
 }
 
-pub fn save_model(path: &Path, params: &Params<f32>, meta: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn save_model(
+    path: &Path,
+    params: &Params<f32>,
+    meta: &BTreeMap<String, String>,
+) -> Result<(), String> {
     let shapes = params.shapes();
     let tensors: Vec<(&str, &[usize], &[f32])> = PARAM_NAMES
         .iter()
@@ -71,7 +78,11 @@ pub fn entropy_start(cfg: &TrainConfig, schedule: &Schedule) -> u64 {
 
 /// Train on `src` as `cfg` says, writing `model.safetensors`, `config.json`, `metrics.jsonl`
 /// and `summary.json` into `cfg.out`.
-pub fn train(cfg: &TrainConfig, src: &dyn RowSource, show_progress: bool) -> Result<TrainOutcome, String> {
+pub fn train(
+    cfg: &TrainConfig,
+    src: &dyn RowSource,
+    show_progress: bool,
+) -> Result<TrainOutcome, String> {
     cfg.validate()?;
     let arch = cfg.arch()?;
     let d = src.dim();
@@ -91,12 +102,18 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, show_progress: bool) -> Res
         None => init_params(d, d_code, cfg.seed),
     };
     let adam = Adam::new(cfg.adam(), &params);
-    let mut state = TrainState { params, adam, step: 0 };
+    let mut state = TrainState {
+        params,
+        adam,
+        step: 0,
+    };
 
     let out = &cfg.out;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
     let config_json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())?;
-    bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes()).map_err(|e| e.to_string())?;
+    bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut metrics = JsonlWriter::create(&out.join("metrics.jsonl")).map_err(|e| e.to_string())?;
 
     let bar = progress_bar(show_progress, schedule.total_steps * cfg.batch_size as u64);
@@ -112,7 +129,8 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, show_progress: bool) -> Res
         let rows = schedule.batch(&order.as_ref().expect("order set above").1, b);
         let n = rows.len();
         let xb = &mut x[..n * d];
-        src.gather(rows, xb).map_err(|e| format!("step {}: {e}", state.step))?;
+        src.gather(rows, xb)
+            .map_err(|e| format!("step {}: {e}", state.step))?;
         let entropy_on = state.step >= ent_start;
         let s = bae_ref::step(&state.params, xb, n, &arch, entropy_on);
         if !s.losses.total.is_finite() {
@@ -126,7 +144,14 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, show_progress: bool) -> Res
         tokens += n as u64;
         bar.inc(n as u64);
         if state.step % cfg.log_every == 0 || state.step == schedule.total_steps {
-            let l0 = s.forward.codes.row_popcounts().iter().map(|&c| c as f64).sum::<f64>() / n as f64;
+            let l0 = s
+                .forward
+                .codes
+                .row_popcounts()
+                .iter()
+                .map(|&c| c as f64)
+                .sum::<f64>()
+                / n as f64;
             let line = json!({
                 "step": state.step,
                 "epoch": epoch,
@@ -151,11 +176,21 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, show_progress: bool) -> Res
     meta.insert("d".to_string(), d.to_string());
     meta.insert("d_code".to_string(), d_code.to_string());
     meta.insert("steps".to_string(), state.step.to_string());
-    meta.insert("config".to_string(), serde_json::to_string(cfg).map_err(|e| e.to_string())?);
+    meta.insert(
+        "config".to_string(),
+        serde_json::to_string(cfg).map_err(|e| e.to_string())?,
+    );
     save_model(&out.join("model.safetensors"), &state.params, &meta)?;
 
     let val = if schedule.n_val > 0 {
-        Some(evaluate(&state.params, &arch, src, schedule.val_rows(), cfg.eval_batch, cfg.batch_size)?)
+        Some(evaluate(
+            &state.params,
+            &arch,
+            src,
+            schedule.val_rows(),
+            cfg.eval_batch,
+            cfg.batch_size,
+        )?)
     } else {
         None
     };
@@ -184,8 +219,10 @@ fn progress_bar(show: bool, total_tokens: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(total_tokens);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} tokens  {per_sec}  ETA {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{bar:40} {human_pos}/{human_len} tokens  {per_sec}  ETA {eta}",
+        )
+        .expect("valid template"),
     );
     bar
 }

@@ -56,7 +56,9 @@ pub fn random_codes(rng: &mut Rng, n: usize, cols: usize) -> Vec<f64> {
 }
 
 pub fn naive_counts(h: &[f64], n: usize, cols: usize) -> Vec<i64> {
-    (0..cols).map(|j| (0..n).map(|i| h[i * cols + j] as i64).sum()).collect()
+    (0..cols)
+        .map(|j| (0..n).map(|i| h[i * cols + j] as i64).sum())
+        .collect()
 }
 
 pub fn naive_coact(h: &[f64], n: usize, cols: usize) -> Vec<i64> {
@@ -76,7 +78,10 @@ pub fn naive_coact(h: &[f64], n: usize, cols: usize) -> Vec<i64> {
 
 /// Unbiased sample covariance of the columns, the textbook way (centre, multiply, divide by n-1).
 pub fn naive_cov(h: &[f64], n: usize, cols: usize) -> Vec<f64> {
-    let mean: Vec<f64> = naive_counts(h, n, cols).iter().map(|&c| c as f64 / n as f64).collect();
+    let mean: Vec<f64> = naive_counts(h, n, cols)
+        .iter()
+        .map(|&c| c as f64 / n as f64)
+        .collect();
     let mut c = vec![0.0; cols * cols];
     for i in 0..n {
         for j in 0..cols {
@@ -122,7 +127,10 @@ pub fn naive_hs(h: &[f64], n: usize, cols: usize, s: &[i64]) -> Vec<i64> {
 
 /// `(2/(n-1)) (H - 1 pᵀ) S` in plain f64.
 pub fn naive_cov_grad(h: &[f64], n: usize, cols: usize, s: &[i64]) -> Vec<f64> {
-    let p: Vec<f64> = naive_counts(h, n, cols).iter().map(|&c| c as f64 / n as f64).collect();
+    let p: Vec<f64> = naive_counts(h, n, cols)
+        .iter()
+        .map(|&c| c as f64 / n as f64)
+        .collect();
     let mut out = vec![0.0; n * cols];
     for i in 0..n {
         for j in 0..cols {
@@ -141,7 +149,10 @@ pub fn naive_cov_grad(h: &[f64], n: usize, cols: usize, s: &[i64]) -> Vec<f64> {
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
-    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 /// Ragged shapes: around word edges, tiny, and one that needs several word chunks (n > 4096).

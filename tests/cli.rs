@@ -1,0 +1,320 @@
+//! The `bae` command line end to end: synth -> train -> outputs, a step-by-step comparison with the
+//! official Adam trajectory through `--init --no-shuffle --val-split 0`, and one-line errors on bad input.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bae"))
+        .args(args)
+        .output()
+        .expect("run bae")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The error line of a failed run: exactly one line starting with "error:".
+#[track_caller]
+fn error_line(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected failure, stderr: {}",
+        stderr(o)
+    );
+    let lines: Vec<String> = stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one error line, got: {}",
+        stderr(o)
+    );
+    lines[0].clone()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn synth_then_train_writes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth.safetensors");
+    let o = bae(&[
+        "synth",
+        "--n",
+        "1200",
+        "--d",
+        "16",
+        "--bits",
+        "4",
+        "--seed",
+        "3",
+        "--out",
+        s(&data),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("run");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--steps",
+        "30",
+        "--batch-size",
+        "128",
+        "--lr",
+        "0.005",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 30);
+    assert_eq!(lines[29]["step"], 30);
+    // entropy switches on at a quarter of the run by default
+    assert_eq!(lines[6]["entropy_on"], false);
+    assert_eq!(lines[7]["entropy_on"], true);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let val = &summary["validation"];
+    assert_eq!(val["rows"], 240);
+    assert!(val["fvu"].as_f64().unwrap() < 0.6, "FVU {}", val["fvu"]);
+    let (tensors, _) = bae_io::load_tensors(&out.join("model.safetensors")).unwrap();
+    assert_eq!(tensors["W_enc"].shape, vec![16, 64]);
+    assert_eq!(tensors["W_dec"].shape, vec![64, 16]);
+    // stdout ends with the validation summary
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("FVU") && stdout.contains("dead"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn same_seed_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("x.npy");
+    assert!(
+        bae(&[
+            "synth",
+            "--n",
+            "600",
+            "--d",
+            "8",
+            "--bits",
+            "3",
+            "--out",
+            s(&data)
+        ])
+        .status
+        .success()
+    );
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        let o = bae(&[
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--steps",
+            "12",
+            "--batch-size",
+            "64",
+            "--seed",
+            "9",
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        bae_io::load_tensors(&out.join("model.safetensors"))
+            .unwrap()
+            .0
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert_eq!(a.len(), 4);
+    for (name, t) in &a {
+        let same = t
+            .data
+            .iter()
+            .zip(&b[name].data)
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{name} differs between two runs with the same seed");
+    }
+}
+
+/// Five steps on the golden batch, in file order, no validation rows, from the golden weights:
+/// the saved model follows the official float64 Adam trajectory to f32 accuracy.
+#[test]
+fn train_follows_official_adam_trajectory() {
+    let g = Golden::load("bae_small.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let (n, d) = (g.shape("x")[0], g.shape("x")[1]);
+    let data = dir.path().join("x.safetensors");
+    bae_io::write_activations(
+        &data,
+        n,
+        d,
+        &to_f32(g.get("x")),
+        bae_io::DType::F32,
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let init = golden_dir().join("bae_small.safetensors");
+    let out = dir.path().join("run");
+    let lam_e = g.scalar("lam_e").to_string();
+    let lam_c = g.scalar("lam_c").to_string();
+    let lr = g.scalar("adam.lr").to_string();
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--init",
+        s(&init),
+        "--no-shuffle",
+        "--val-split",
+        "0",
+        "--steps",
+        "5",
+        "--batch-size",
+        &n.to_string(),
+        "--lambda-entropy",
+        &lam_e,
+        "--lambda-cov",
+        &lam_c,
+        "--entropy-start",
+        "0",
+        "--lr",
+        &lr,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (model, _) = bae_io::load_tensors(&out.join("model.safetensors")).unwrap();
+    for name in bae_ref::PARAM_NAMES {
+        assert_close(
+            name,
+            &model[name].data,
+            g.get(&format!("adam.step5.{name}")),
+            1e-5,
+        );
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    for (t, line) in metrics.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_close(
+            "loss",
+            &[v["loss"].as_f64().unwrap()],
+            &[g.get("adam.loss_total")[t]],
+            1e-5,
+        );
+    }
+}
+
+fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let train = |data: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            s(data),
+            "--out",
+            s(&out),
+            "--steps",
+            "2",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        bae(&args)
+    };
+    // missing file
+    let missing = dir.path().join("nope.safetensors");
+    let e = error_line(&train(&missing, &[]));
+    assert!(e.contains("nope.safetensors"), "{e}");
+    // empty file
+    let empty = write_bytes(dir.path(), "empty.npy", b"");
+    let e = error_line(&train(&empty, &[]));
+    assert!(e.contains("empty.npy") && e.contains("empty"), "{e}");
+    // truncated file
+    let good = dir.path().join("good.safetensors");
+    let data: Vec<f32> = (0..64 * 8).map(|i| (i % 7) as f32).collect();
+    bae_io::write_activations(&good, 64, 8, &data, bae_io::DType::F32, &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = write_bytes(dir.path(), "cut.safetensors", &bytes[..bytes.len() - 100]);
+    let e = error_line(&train(&cut, &[]));
+    assert!(
+        e.contains("cut.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
+    // NaN inside the data: named with its row
+    let mut bad = data.clone();
+    bad[5 * 8 + 2] = f32::NAN;
+    let nan = dir.path().join("nan.safetensors");
+    bae_io::write_activations(&nan, 64, 8, &bad, bae_io::DType::F32, &BTreeMap::new()).unwrap();
+    let e = error_line(&train(
+        &nan,
+        &["--no-shuffle", "--batch-size", "64", "--val-split", "0"],
+    ));
+    assert!(e.contains("nan.safetensors") && e.contains("row 5"), "{e}");
+    // wrong rank
+    let one_d = dir.path().join("flat.npy");
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&one_d, npy).unwrap();
+    let e = error_line(&train(&one_d, &[]));
+    assert!(e.contains("flat.npy"), "{e}");
+    // --init with mismatched shapes
+    let init = golden_dir().join("bae_tiny.safetensors");
+    let e = error_line(&train(&good, &["--init", s(&init)]));
+    assert!(
+        e.contains("bae_tiny.safetensors") && e.contains("W_enc") && e.contains("expected [8, 32]"),
+        "{e}"
+    );
+    // nothing was written for the failed runs except possibly the config of the last one; no temp files
+    if out.exists() {
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                !name.ends_with(".tmp"),
+                "temporary file left behind: {name}"
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/data/venv"
 PY="$VENV/bin/python"
 
-if [[ -x "$PY" ]] && "$PY" -c "import torch, transformers, gguf, numpy, safetensors" 2>/dev/null; then
+if [[ -x "$PY" ]] && "$PY" -c "import torch, transformers, accelerate, gguf, numpy, safetensors" 2>/dev/null; then
     echo "crosscheck venv: present ($VENV)"
     exit 0
 fi
@@ -17,5 +17,5 @@ echo "crosscheck venv: creating $VENV"
 python3 -m venv "$VENV"
 "$PY" -m pip install --quiet --upgrade pip
 echo "crosscheck venv: installing torch, transformers, gguf, numpy, safetensors (large download)"
-"$PY" -m pip install --quiet torch transformers gguf numpy safetensors
+"$PY" -m pip install --quiet torch transformers accelerate gguf numpy safetensors
 "$PY" -c "import torch, transformers, gguf; print('crosscheck venv: ok, torch', torch.__version__, 'transformers', transformers.__version__, 'gguf', gguf.__version__ if hasattr(gguf, '__version__') else '?')"

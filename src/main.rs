@@ -1,6 +1,7 @@
 //! `bae`: train Binary Autoencoders (and SAE baselines) on LLM hidden states.
 
-use bae_train::{ArchKind, TrainConfig};
+use bae_train::{ArchKind, RunOptions, TrainConfig, TrainError};
+use std::sync::atomic::{AtomicI32, Ordering};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,8 +48,17 @@ enum DeviceArg {
 #[derive(Args)]
 struct TrainArgs {
     /// activations: .safetensors (tensor `activations` or the only tensor, [n, d] f16/bf16/f32) or .npy
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// continue the run in this folder from its last complete checkpoint (its config.json is used)
+    #[arg(long, conflicts_with_all = ["init"])]
+    resume: Option<PathBuf>,
+    /// write a checkpoint every N steps ("500") or minutes ("10m"); one is always written at the end
     #[arg(long)]
-    data: PathBuf,
+    checkpoint_every: Option<String>,
+    /// leave out rows holding NaN/Inf (counted in the summary) instead of stopping
+    #[arg(long)]
+    skip_nonfinite: bool,
     /// output folder: model.safetensors, config.json, metrics.jsonl, summary.json
     #[arg(long, default_value = "runs/bae")]
     out: PathBuf,
@@ -141,20 +151,40 @@ struct BenchArgs {
     small: bool,
 }
 
-fn train(a: TrainArgs) -> Result<(), String> {
-    if a.device == DeviceArg::Cuda {
-        return Err("--device cuda: this build has no GPU trainer yet; use --device cpu".into());
+/// Set by SIGINT/SIGTERM: the trainer finishes its step, writes a checkpoint and stops.
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+fn install_signal_handlers() -> Result<(), String> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { signal_hook::low_level::register(sig, move || STOP.store(sig, Ordering::SeqCst)) }
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     }
-    let cfg = TrainConfig {
-        data: a.data.clone(),
-        out: a.out,
+    Ok(())
+}
+
+enum Failure {
+    Message(String),
+    Signal(i32),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Failure::Message(m)
+    }
+}
+
+fn train_config(a: &TrainArgs, data: PathBuf) -> TrainConfig {
+    TrainConfig {
+        data,
+        out: a.out.clone(),
         arch: match a.arch {
             ArchArg::Bae => ArchKind::Bae,
             ArchArg::ReluL1 => ArchKind::ReluL1,
             ArchArg::Topk => ArchKind::Topk,
             ArchArg::Jumprelu => ArchKind::Jumprelu,
         },
-        estimator: a.estimator,
+        estimator: a.estimator.clone(),
         expand: a.expand,
         lr: a.lr,
         batch_size: a.batch_size,
@@ -166,30 +196,72 @@ fn train(a: TrainArgs) -> Result<(), String> {
         val_split: a.val_split,
         seed: a.seed,
         shuffle: !a.no_shuffle,
-        init: a.init,
+        init: a.init.clone(),
         l1: a.l1,
         k: a.k,
         theta: a.theta,
         log_every: a.log_every.max(1),
+        checkpoint_every: a.checkpoint_every.clone(),
+        skip_nonfinite: a.skip_nonfinite,
         ..TrainConfig::default()
+    }
+}
+
+/// The saved config of a run folder, for --resume (the data path may be overridden).
+fn resumed_config(dir: &std::path::Path, data: Option<PathBuf>) -> Result<TrainConfig, String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read run config: {e}", path.display()))?;
+    let mut cfg: TrainConfig =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not a bae run config: {e}", path.display()))?;
+    cfg.out = dir.to_path_buf();
+    if let Some(d) = data {
+        cfg.data = d;
+    }
+    Ok(cfg)
+}
+
+fn train(a: TrainArgs) -> Result<(), Failure> {
+    if a.device == DeviceArg::Cuda {
+        return Err("--device cuda: this build has no GPU trainer yet; use --device cpu".to_string().into());
+    }
+    let cfg = match &a.resume {
+        Some(dir) => resumed_config(dir, a.data.clone())?,
+        None => train_config(&a, a.data.clone().expect("clap requires --data without --resume")),
     };
     cfg.validate()?;
-    let src = bae_io::ActivationFile::open(&a.data).map_err(|e| e.to_string())?;
+    let src = bae_io::ActivationFile::open(&cfg.data).map_err(|e| e.to_string())?;
     eprintln!(
-        "training {} on {} ({} rows x {}) -> {}",
+        "{} {} on {} ({} rows x {}) -> {}",
+        if a.resume.is_some() { "resuming" } else { "training" },
         cfg.arch()?.name(),
-        a.data.display(),
+        cfg.data.display(),
         src.n_rows(),
         src.dim(),
         cfg.out.display()
     );
-    let outcome = bae_train::train(&cfg, &src, !a.quiet)?;
+    install_signal_handlers()?;
+    let opts = RunOptions {
+        show_progress: !a.quiet,
+        resume: a.resume.is_some(),
+        stop: Some(&STOP),
+    };
+    let outcome = match bae_train::train(&cfg, &src, opts) {
+        Ok(o) => o,
+        Err(e @ TrainError::Interrupted { signal, .. }) => {
+            eprintln!("{e}");
+            return Err(Failure::Signal(signal));
+        }
+        Err(TrainError::Failed(m)) => return Err(m.into()),
+    };
     println!(
         "trained {} steps at {:.0} tokens/s; outputs in {}",
         outcome.state.step,
         outcome.train_tokens_per_s,
         cfg.out.display()
     );
+    if outcome.skipped_rows > 0 {
+        println!("skipped {} rows holding NaN/Inf", outcome.skipped_rows);
+    }
     if let Some(v) = outcome.val {
         println!(
             "validation ({} rows): MSE {:.6}  FVU {:.4}  L0 {:.1}  entropy {:.2} bits  cov term {:.4e}",
@@ -283,12 +355,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train(a),
-        Command::Synth(a) => synth(a),
-        Command::Bench(a) => bench(a),
+        Command::Synth(a) => synth(a).map_err(Failure::Message),
+        Command::Bench(a) => bench(a).map_err(Failure::Message),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        // 128 + signal number, as shells report a process ended by that signal (130 SIGINT, 143 SIGTERM)
+        Err(Failure::Signal(sig)) => ExitCode::from((128 + sig) as u8),
+        Err(Failure::Message(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

@@ -13,7 +13,7 @@ pub enum Backend {
     Scalar,
     /// Plain Rust with the `popcnt` instruction enabled.
     Popcnt,
-    /// AVX-512F + AVX512_VPOPCNTDQ intrinsics.
+    /// AVX-512F/BW + AVX512_VPOPCNTDQ intrinsics.
     Avx512,
 }
 
@@ -38,6 +38,7 @@ impl Backend {
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -98,31 +99,74 @@ pub(crate) fn pack_positive_f64(b: Backend, src: &[f64], dst: &mut [u64]) {
     }
 }
 
-/// Geometry of a co-activation micro tile; see [`coact_tile`].
-pub(crate) struct CoactTile<'a> {
-    /// panel layout: panel `p` (columns 8p..8p+8), word `w`, lane `l` at `(p*wpc + w)*8 + l`
-    pub panels: &'a [u64],
-    pub wpc: usize,
-    /// first j panel (8 consecutive panels = 64 columns are done)
-    pub pj: usize,
-    /// first k panel (2 consecutive panels = 16 columns are done)
-    pub pk: usize,
-    /// word range
-    pub w0: usize,
-    pub w1: usize,
+/// A 64x64 block of column pairs `(jb, kb)` in the 32-bit panel layout used by the AVX-512
+/// kernels: panel `p` holds columns `16p..16p+16`, 32-bit word `w` of column `16p+l` at
+/// `(p*wpc32 + w)*16 + l`.
+pub(crate) struct PanelBlock<'a> {
+    pub panels: &'a [u32],
+    pub wpc32: usize,
+    pub jb: usize,
+    pub kb: usize,
 }
 
-/// `tile[jj*stride + kk] += Σ_{w0 <= w < w1} popcount(col(8pj+jj)[w] & col(8pk+kk)[w])` for
-/// `jj < 64`, `kk < 16`. `tile` must hold `63*stride + 16` elements.
-pub(crate) fn coact_tile(b: Backend, t: &CoactTile<'_>, tile: &mut [u32], stride: usize) {
-    assert!(tile.len() >= 63 * stride + 16 && stride >= 16);
-    assert!((t.pj + 8).max(t.pk + 2) * t.wpc * 8 <= t.panels.len() && t.w1 <= t.wpc);
+impl PanelBlock<'_> {
+    fn check(&self) {
+        assert!((self.jb.max(self.kb) + 1) * 4 * self.wpc32 * 16 <= self.panels.len());
+    }
+}
+
+/// Co-activation counts of a block, `counts[jj*64 + kk] = N_{64jb+jj, 64kb+kk}`, from the panel
+/// layout. AVX-512 only.
+pub(crate) fn panel_block_counts(b: Backend, p: &PanelBlock<'_>, counts: &mut [u32; 4096]) {
+    p.check();
+    match b {
+        // SAFETY: geometry checked above; the back end was checked to be available.
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => unsafe { x86::panel_block_counts(p, counts) },
+        _ => unreachable!("panel layout is used by the AVX-512 back end only"),
+    }
+}
+
+/// Largest `n` for [`panel_block_fused`]: counts and firing counts fit in i16 lanes, all of `n`
+/// fits one word chunk, and the per-block sum of `|d| <= n²/4` fits u32 lanes.
+pub(crate) const FUSED_MAX_N: usize = 4096;
+
+/// Counts, signs and `Σ|d|` of a block in one go, straight from the accumulator registers
+/// (`n <= FUSED_MAX_N`). AVX-512 only. Returns `Σ |d_jk|` over the counted pairs.
+pub(crate) fn panel_block_fused(
+    b: Backend,
+    p: &PanelBlock<'_>,
+    s: &SignBlock<'_>,
+    counts: Option<&mut [u32; 4096]>,
+    pos: &mut [u64; 64],
+    neg: &mut [u64; 64],
+) -> u64 {
+    p.check();
+    assert!(s.n as usize <= FUSED_MAX_N && s.cj.len() == 64 && s.ck.len() == 64);
+    match b {
+        // SAFETY: geometry checked above; the back end was checked to be available.
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => unsafe { x86::panel_block_fused(p, s, counts, pos, neg) },
+        _ => unreachable!("panel layout is used by the AVX-512 back end only"),
+    }
+}
+
+/// Co-activation counts of a block from the plain column layout (portable back ends).
+/// Columns at or beyond `cols` count as zero.
+pub(crate) fn column_block_counts(
+    b: Backend,
+    words: &[u64],
+    wpc: usize,
+    cols: usize,
+    jb: usize,
+    kb: usize,
+    counts: &mut [u32; 4096],
+) {
+    assert!(words.len() == wpc * cols);
     match b {
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { x86::coact_tile(t, tile, stride) },
-        #[cfg(target_arch = "x86_64")]
-        Backend::Popcnt => unsafe { x86::coact_tile_popcnt(t, tile, stride) },
-        _ => portable::coact_tile(t, tile, stride),
+        Backend::Popcnt | Backend::Avx512 => unsafe { x86::column_block_counts_popcnt(words, wpc, cols, jb, kb, counts) },
+        _ => portable::column_block_counts(words, wpc, cols, jb, kb, counts),
     }
 }
 
@@ -160,22 +204,28 @@ pub(crate) const SP_I: usize = 4;
 /// Sign rows (k) of the sign-product micro kernel.
 pub(crate) const SP_K: usize = 3;
 
-/// `out[i][k] = Σ_w popcount(rows[i][w] & pos[k][w]) - popcount(rows[i][w] & neg[k][w])`.
-/// All slices have the same length.
+/// `out[i][k] = Σ_w popcount(rows[i][w] & pos[k][w]) - popcount(rows[i][w] & neg[k][w])`, or
+/// without the second term when `neg` is `None`. All slices have the same length.
 pub(crate) fn sign_micro(
     b: Backend,
     rows: &[&[u64]; SP_I],
     pos: &[&[u64]; SP_K],
-    neg: &[&[u64]; SP_K],
+    neg: Option<&[&[u64]; SP_K]>,
 ) -> [[i32; SP_K]; SP_I] {
     let nw = rows[0].len();
-    assert!(rows.iter().chain(pos).chain(neg).all(|s| s.len() == nw));
-    match b {
+    assert!(rows.iter().chain(pos).chain(neg.into_iter().flatten()).all(|s| s.len() == nw));
+    match (b, neg) {
+        // SAFETY (x86 arms): `b` was checked to be available on this CPU.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { x86::sign_micro(rows, pos, neg) },
+        (Backend::Avx512, Some(neg)) => unsafe { x86::sign_micro::<true>(rows, pos, neg) },
         #[cfg(target_arch = "x86_64")]
-        Backend::Popcnt => unsafe { x86::sign_micro_popcnt(rows, pos, neg) },
-        _ => portable::sign_micro(rows, pos, neg),
+        (Backend::Avx512, None) => unsafe { x86::sign_micro::<false>(rows, pos, pos) },
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Popcnt, Some(neg)) => unsafe { x86::sign_micro_popcnt::<true>(rows, pos, neg) },
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Popcnt, None) => unsafe { x86::sign_micro_popcnt::<false>(rows, pos, pos) },
+        (_, Some(neg)) => portable::sign_micro::<true>(rows, pos, neg),
+        (_, None) => portable::sign_micro::<false>(rows, pos, pos),
     }
 }
 
@@ -184,7 +234,7 @@ pub(crate) fn sign_micro(
 /// Plain-Rust kernels. `#[inline(always)]` so that the `popcnt`-enabled wrappers in `x86` get
 /// their own copy compiled with the instruction.
 mod portable {
-    use super::{CoactTile, SP_I, SP_K, SignBlock};
+    use super::{SP_I, SP_K, SignBlock};
 
     #[inline(always)]
     pub fn count_majors(words: &[u64], wpm: usize, out: &mut [u32]) {
@@ -197,31 +247,37 @@ mod portable {
         }
     }
 
+    /// Register tile of 2 j columns x 4 k columns over the plain column layout. Missing columns
+    /// (beyond `cols`) are read as a valid column and their counts zeroed afterwards.
     #[inline(always)]
-    pub fn coact_tile(t: &CoactTile<'_>, tile: &mut [u32], stride: usize) {
-        let p = t.panels;
-        for jp in 0..8 {
-            let a = &p[(t.pj + jp) * t.wpc * 8..(t.pj + jp + 1) * t.wpc * 8];
-            let b = &p[t.pk * t.wpc * 8..(t.pk + 2) * t.wpc * 8];
-            let (b0, b1) = b.split_at(t.wpc * 8);
-            let mut acc = [[0u32; 16]; 8];
-            for w in t.w0..t.w1 {
-                let aw = &a[w * 8..w * 8 + 8];
-                let bw0 = &b0[w * 8..w * 8 + 8];
-                let bw1 = &b1[w * 8..w * 8 + 8];
-                for (row, &x) in acc.iter_mut().zip(aw) {
-                    for (r, &y) in row[..8].iter_mut().zip(bw0) {
-                        *r += (x & y).count_ones();
-                    }
-                    for (r, &y) in row[8..].iter_mut().zip(bw1) {
-                        *r += (x & y).count_ones();
+    pub fn column_block_counts(words: &[u64], wpc: usize, cols: usize, jb: usize, kb: usize, counts: &mut [u32; 4096]) {
+        counts.fill(0);
+        if cols == 0 {
+            return;
+        }
+        let col = |j: usize| &words[j.min(cols - 1) * wpc..(j.min(cols - 1) + 1) * wpc];
+        let (j0, k0) = (jb * 64, kb * 64);
+        let jn = cols.saturating_sub(j0).min(64);
+        let kn = cols.saturating_sub(k0).min(64);
+        for jj in (0..jn).step_by(2) {
+            let (a0, a1) = (col(j0 + jj), col(j0 + jj + 1));
+            for kk in (0..kn).step_by(4) {
+                let b: [&[u64]; 4] = std::array::from_fn(|q| col(k0 + kk + q));
+                let mut acc = [[0u32; 4]; 2];
+                for w in 0..wpc {
+                    let (x0, x1) = (a0[w], a1[w]);
+                    for q in 0..4 {
+                        let y = b[q][w];
+                        acc[0][q] += (x0 & y).count_ones();
+                        acc[1][q] += (x1 & y).count_ones();
                     }
                 }
-            }
-            for (jj, row) in acc.iter().enumerate() {
-                let o = &mut tile[(jp * 8 + jj) * stride..(jp * 8 + jj) * stride + 16];
-                for (o, &v) in o.iter_mut().zip(row) {
-                    *o += v;
+                for (r, acc) in acc.iter().enumerate() {
+                    for (q, &v) in acc.iter().enumerate() {
+                        if jj + r < jn && kk + q < kn {
+                            counts[(jj + r) * 64 + kk + q] = v;
+                        }
+                    }
                 }
             }
         }
@@ -248,7 +304,7 @@ mod portable {
     }
 
     #[inline(always)]
-    pub fn sign_micro(
+    pub fn sign_micro<const SIGNED: bool>(
         rows: &[&[u64]; SP_I],
         pos: &[&[u64]; SP_K],
         neg: &[&[u64]; SP_K],
@@ -258,7 +314,10 @@ mod portable {
             for ((a, p), q) in a.iter_mut().zip(pos).zip(neg) {
                 let mut s = 0i32;
                 for ((&x, &y), &z) in r.iter().zip(p.iter()).zip(q.iter()) {
-                    s += (x & y).count_ones() as i32 - (x & z).count_ones() as i32;
+                    s += (x & y).count_ones() as i32;
+                    if SIGNED {
+                        s -= (x & z).count_ones() as i32;
+                    }
                 }
                 *a = s;
             }
@@ -269,7 +328,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{CoactTile, SP_I, SP_K, SignBlock, portable};
+    use super::{PanelBlock, SP_I, SP_K, SignBlock, portable};
     use std::arch::x86_64::*;
 
     // ---- portable code compiled with the popcnt instruction ----
@@ -280,17 +339,24 @@ mod x86 {
     }
 
     #[target_feature(enable = "popcnt")]
-    pub unsafe fn coact_tile_popcnt(t: &CoactTile<'_>, tile: &mut [u32], stride: usize) {
-        portable::coact_tile(t, tile, stride)
+    pub unsafe fn column_block_counts_popcnt(
+        words: &[u64],
+        wpc: usize,
+        cols: usize,
+        jb: usize,
+        kb: usize,
+        counts: &mut [u32; 4096],
+    ) {
+        portable::column_block_counts(words, wpc, cols, jb, kb, counts)
     }
 
     #[target_feature(enable = "popcnt")]
-    pub unsafe fn sign_micro_popcnt(
+    pub unsafe fn sign_micro_popcnt<const SIGNED: bool>(
         rows: &[&[u64]; SP_I],
         pos: &[&[u64]; SP_K],
         neg: &[&[u64]; SP_K],
     ) -> [[i32; SP_K]; SP_I] {
-        portable::sign_micro(rows, pos, neg)
+        portable::sign_micro::<SIGNED>(rows, pos, neg)
     }
 
     // ---- AVX-512 ----
@@ -381,41 +447,124 @@ mod x86 {
         }
     }
 
-    /// Register tile: 8 j columns (broadcast words) x 16 k columns (two panel vectors), 16
-    /// accumulators of 8 u64 lanes. Vectorised across pairs, so no horizontal sums are needed
-    /// even when a column is a single 512-bit vector (n = 512).
-    #[target_feature(enable = "avx2,avx512f,avx512vpopcntdq")]
-    pub unsafe fn coact_tile(t: &CoactTile<'_>, tile: &mut [u32], stride: usize) {
-        let base = t.panels.as_ptr();
-        let wpc = t.wpc;
-        for jp in 0..8 {
-            // SAFETY: the dispatcher checked that panels pj..pj+8 and pk..pk+2 exist and w1 <= wpc.
-            unsafe {
-                let a = base.add((t.pj + jp) * wpc * 8);
-                let b0 = base.add(t.pk * wpc * 8);
-                let b1 = base.add((t.pk + 1) * wpc * 8);
-                let mut acc = [[_mm512_setzero_si512(); 2]; 8];
-                for w in t.w0..t.w1 {
-                    let v0 = _mm512_loadu_si512(b0.add(w * 8).cast());
-                    let v1 = _mm512_loadu_si512(b1.add(w * 8).cast());
-                    for (jj, acc) in acc.iter_mut().enumerate() {
-                        let x = _mm512_set1_epi64(*a.add(w * 8 + jj) as i64);
-                        acc[0] =
-                            _mm512_add_epi64(acc[0], _mm512_popcnt_epi64(_mm512_and_si512(x, v0)));
-                        acc[1] =
-                            _mm512_add_epi64(acc[1], _mm512_popcnt_epi64(_mm512_and_si512(x, v1)));
-                    }
+    /// Sums over words `w0..w1` for 8 j columns (broadcast 32-bit words from `a`, lane stride 16)
+    /// x 32 k columns (two panels `b0`, `b1`): 16 accumulators of 16 u32 lanes. Vectorised
+    /// across pairs, so no horizontal sums are needed however short a column is.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn panel_acc(a: *const u32, b0: *const u32, b1: *const u32, w0: usize, w1: usize) -> [[__m512i; 2]; 8] {
+        let mut acc = [[_mm512_setzero_si512(); 2]; 8];
+        // SAFETY: the caller guarantees words w0..w1 of the three panels exist.
+        unsafe {
+            for w in w0..w1 {
+                let v0 = _mm512_loadu_si512(b0.add(w * 16).cast());
+                let v1 = _mm512_loadu_si512(b1.add(w * 16).cast());
+                for (jj, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_epi32(*a.add(w * 16 + jj) as i32);
+                    acc[0] = _mm512_add_epi32(acc[0], _mm512_popcnt_epi32(_mm512_and_si512(x, v0)));
+                    acc[1] = _mm512_add_epi32(acc[1], _mm512_popcnt_epi32(_mm512_and_si512(x, v1)));
                 }
-                for (jj, acc) in acc.iter().enumerate() {
-                    let o = tile.as_mut_ptr().add((jp * 8 + jj) * stride);
-                    for (h, &v) in acc.iter().enumerate() {
-                        let p = o.add(h * 8).cast::<__m256i>();
-                        let sum = _mm256_add_epi32(_mm256_loadu_si256(p), _mm512_cvtepi64_epi32(v));
-                        _mm256_storeu_si256(p, sum);
+            }
+        }
+        acc
+    }
+
+    /// Pointers for j-group `g` (8 columns) and k-half `h` (32 columns) of a block.
+    #[inline(always)]
+    fn group_ptrs(p: &PanelBlock<'_>, g: usize, h: usize) -> (*const u32, *const u32, *const u32) {
+        let panel = |q: usize| p.panels[q * p.wpc32 * 16..].as_ptr();
+        // SAFETY: lane offset 0 or 8 inside a panel of 16 lanes
+        let a = unsafe { panel(p.jb * 4 + g / 2).add((g % 2) * 8) };
+        (a, panel(p.kb * 4 + 2 * h), panel(p.kb * 4 + 2 * h + 1))
+    }
+
+    /// Word chunk for long columns: 4096 rows, so a 64-column block is 32 KiB.
+    const WORD_CHUNK32: usize = 128;
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn panel_block_counts(p: &PanelBlock<'_>, counts: &mut [u32; 4096]) {
+        if p.wpc32 == 0 {
+            counts.fill(0);
+            return;
+        }
+        let out = counts.as_mut_ptr();
+        for w0 in (0..p.wpc32).step_by(WORD_CHUNK32) {
+            let w1 = (w0 + WORD_CHUNK32).min(p.wpc32);
+            for h in 0..2 {
+                for g in 0..8 {
+                    let (a, b0, b1) = group_ptrs(p, g, h);
+                    // SAFETY: panel geometry checked by the dispatcher; stores stay in `counts`.
+                    unsafe {
+                        let acc = panel_acc(a, b0, b1, w0, w1);
+                        for (jj, acc) in acc.iter().enumerate() {
+                            for (q, &v) in acc.iter().enumerate() {
+                                let o = out.add((g * 8 + jj) * 64 + h * 32 + q * 16).cast::<__m512i>();
+                                let v = if w0 == 0 { v } else { _mm512_add_epi32(v, _mm512_loadu_si512(o)) };
+                                _mm512_storeu_si512(o, v);
+                            }
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// `d = n N - c_j c_k` for 16 pairs in one VPMADDWD: each 32-bit lane holds the i16 pair
+    /// `(N, c_j)` and is multiplied by `(n, -c_k)`. Everything fits i16 because `n <= 4096`, and
+    /// `Σ|d| <= 256 * n²/4` fits the u32 lanes of one block.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+    pub unsafe fn panel_block_fused(
+        p: &PanelBlock<'_>,
+        s: &SignBlock<'_>,
+        mut counts: Option<&mut [u32; 4096]>,
+        pos: &mut [u64; 64],
+        neg: &mut [u64; 64],
+    ) -> u64 {
+        let zero = _mm512_setzero_si512();
+        let nlo = _mm512_set1_epi32(s.n as i32);
+        let mut abs = zero;
+        pos.fill(0);
+        neg.fill(0);
+        for h in 0..2 {
+            let mut nk = [zero; 2];
+            for (q, nk) in nk.iter_mut().enumerate() {
+                // SAFETY: s.ck has 64 entries
+                let ck = unsafe { _mm512_loadu_si512(s.ck.as_ptr().add(h * 32 + q * 16).cast()) };
+                *nk = _mm512_or_si512(nlo, _mm512_slli_epi32::<16>(_mm512_sub_epi32(zero, ck)));
+            }
+            for g in 0..8 {
+                let (a, b0, b1) = group_ptrs(p, g, h);
+                // SAFETY: panel geometry checked by the dispatcher.
+                let acc = unsafe { panel_acc(a, b0, b1, 0, p.wpc32) };
+                for (jj, acc) in acc.iter().enumerate() {
+                    let j = g * 8 + jj;
+                    let cj = _mm512_set1_epi32((s.cj[j] << 16) as i32);
+                    for (q, &cnt) in acc.iter().enumerate() {
+                        let base = h * 32 + q * 16;
+                        if let Some(c) = counts.as_deref_mut() {
+                            // SAFETY: 16 lanes inside the 4096-entry block
+                            unsafe { _mm512_storeu_si512(c.as_mut_ptr().add(j * 64 + base).cast(), cnt) };
+                        }
+                        let valid: __mmask16 = if !s.diag || j < base {
+                            0xFFFF
+                        } else if j >= base + 15 {
+                            0
+                        } else {
+                            (0xFFFFu32 << (j - base + 1)) as u16
+                        };
+                        let d = _mm512_madd_epi16(_mm512_or_si512(cnt, cj), nk[q]);
+                        let pm = _mm512_mask_cmpgt_epi32_mask(valid, d, zero);
+                        let nm = _mm512_mask_cmplt_epi32_mask(valid, d, zero);
+                        abs = _mm512_mask_add_epi32(abs, valid, abs, _mm512_abs_epi32(d));
+                        pos[j] |= (pm as u64) << base;
+                        neg[j] |= (nm as u64) << base;
+                    }
+                }
+            }
+        }
+        let lo = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(abs));
+        let hi = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(abs));
+        _mm512_reduce_add_epi64(_mm512_add_epi64(lo, hi)) as u64
     }
 
     /// 8 pairs per step in i64 lanes: `d = n*N - c_j*c_k` with VPMULUDQ (all factors < 2^32),
@@ -466,7 +615,7 @@ mod x86 {
     /// 4 code rows x 3 sign rows, vectorised along the words (8 per step) with a masked tail;
     /// one horizontal sum per pair at the end.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    pub unsafe fn sign_micro(
+    pub unsafe fn sign_micro<const SIGNED: bool>(
         rows: &[&[u64]; SP_I],
         pos: &[&[u64]; SP_K],
         neg: &[&[u64]; SP_K],
@@ -480,15 +629,17 @@ mod x86 {
                 let mut q = [_mm512_setzero_si512(); SP_K];
                 for k in 0..SP_K {
                     p[k] = _mm512_maskz_loadu_epi64(m, pos[k].as_ptr().add(off).cast());
-                    q[k] = _mm512_maskz_loadu_epi64(m, neg[k].as_ptr().add(off).cast());
+                    if SIGNED {
+                        q[k] = _mm512_maskz_loadu_epi64(m, neg[k].as_ptr().add(off).cast());
+                    }
                 }
                 for (a, r) in acc.iter_mut().zip(rows) {
                     let x = _mm512_maskz_loadu_epi64(m, r.as_ptr().add(off).cast());
                     for k in 0..SP_K {
-                        a[k] =
-                            _mm512_add_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, p[k])));
-                        a[k] =
-                            _mm512_sub_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, q[k])));
+                        a[k] = _mm512_add_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, p[k])));
+                        if SIGNED {
+                            a[k] = _mm512_sub_epi64(a[k], _mm512_popcnt_epi64(_mm512_and_si512(x, q[k])));
+                        }
                     }
                 }
             };

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use crate::corpus::{DocStream, list_files, safe_chunks};
@@ -449,11 +448,10 @@ fn run_batch(
         flat.extend(std::iter::repeat_n(pad_id, t - w.ids.len()));
         stats.tokens_run += w.ids.len() as u64;
     }
-    let ids = Tensor::from_vec(flat, (pending.len(), t), &Device::Cpu)?;
-    let states = model.hidden_states(&ids, blocks)?;
+    let states = model.hidden_states(&flat, pending.len(), t, blocks)?;
     let d = model.config().d_model;
     for (o, st) in outs.iter_mut().zip(&states) {
-        let data = st.flatten_all()?.to_vec1::<f32>()?;
+        let data: &[f32] = st;
         // Candidate rows of this batch, with their norms.
         let mut rows: Vec<(usize, usize, f32)> = Vec::with_capacity(batch_candidates); // (window, pos, norm)
         for (wi, w) in pending.iter().enumerate() {

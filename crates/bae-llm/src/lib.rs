@@ -20,6 +20,7 @@ pub mod corpus;
 pub mod error;
 pub mod extract;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
 pub mod shards;
 pub mod tokenizer;

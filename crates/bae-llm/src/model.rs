@@ -11,30 +11,31 @@
 
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::Tensor;
 
 use crate::error::{LlmError, Result};
 use crate::gguf::{Gguf, LlamaConfig};
+use crate::kernels::{AttnShape, MatRef, attention, matmul, rms_norm, rope_inplace, swiglu};
 
-/// One transformer layer's weights, stored transposed ([in, out]) and fused where possible.
+/// One transformer layer's weights as row-major f32, transposed to [in, out] and fused.
 struct Layer {
-    attn_norm: Tensor,
+    attn_norm: Vec<f32>,
     /// Q, K and V projections side by side: [d_model, (n_heads + 2 n_kv) * head_dim]
-    wqkv: Tensor,
+    wqkv: Vec<f32>,
     /// [d_model, d_model]
-    wo: Tensor,
-    ffn_norm: Tensor,
+    wo: Vec<f32>,
+    ffn_norm: Vec<f32>,
     /// gate and up projections side by side: [d_model, 2 d_ffn]
-    w_gate_up: Tensor,
+    w_gate_up: Vec<f32>,
     /// [d_ffn, d_model]
-    w_down: Tensor,
+    w_down: Vec<f32>,
 }
 
-/// Final norm and output projection (the head), only loaded for logits.
+/// Final norm and output projection, only loaded for logits.
 struct Head {
-    norm: Tensor,
-    /// [vocab, d_model]; the token embedding when the model ties them
-    weight: Tensor,
+    norm: Vec<f32>,
+    /// [vocab, d_model]; None when tied to the token embedding
+    weight: Option<Vec<f32>>,
 }
 
 /// What to load: fewer layers load faster and use less memory when only early blocks are wanted.
@@ -48,12 +49,22 @@ pub struct LoadOptions {
 
 pub struct Model {
     cfg: LlamaConfig,
-    embed: Tensor,
+    /// [vocab, d_model]
+    embed: Vec<f32>,
     layers: Vec<Layer>,
     head: Option<Head>,
     /// cos and sin tables [context_length, head_dim / 2]
-    rope_cos: Tensor,
-    rope_sin: Tensor,
+    rope_cos: Vec<f32>,
+    rope_sin: Vec<f32>,
+}
+
+fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Weights stacked along the output axis, then transposed to [in, out] row-major.
+fn fuse_transposed(parts: &[&Tensor]) -> Result<Vec<f32>> {
+    to_vec(&Tensor::cat(parts, 0)?.t()?.contiguous()?)
 }
 
 impl Model {
@@ -68,11 +79,10 @@ impl Model {
         let n_load = opts.n_layers.unwrap_or(cfg.n_layers).min(cfg.n_layers);
         let (d, f, hd) = (cfg.d_model, cfg.d_ffn, cfg.head_dim);
         let kv = cfg.n_kv_heads * hd;
-        let embed = g.tensor_f32("token_embd.weight", &[cfg.vocab_size, d])?;
+        let embed_t = g.tensor_f32("token_embd.weight", &[cfg.vocab_size, d])?;
         let mut layers = Vec::with_capacity(n_load);
         for i in 0..n_load {
-            let mut w =
-                |name: &str, shape: &[usize]| g.tensor_f32(&format!("blk.{i}.{name}"), shape);
+            let mut w = |name: &str, shape: &[usize]| g.tensor_f32(&format!("blk.{i}.{name}"), shape);
             let q = w("attn_q.weight", &[d, d])?;
             let k = w("attn_k.weight", &[kv, d])?;
             let v = w("attn_v.weight", &[kv, d])?;
@@ -81,29 +91,29 @@ impl Model {
             let up = w("ffn_up.weight", &[f, d])?;
             let down = w("ffn_down.weight", &[d, f])?;
             layers.push(Layer {
-                attn_norm: w("attn_norm.weight", &[d])?,
-                ffn_norm: w("ffn_norm.weight", &[d])?,
-                wqkv: Tensor::cat(&[&q, &k, &v], 0)?.t()?.contiguous()?,
-                wo: o.t()?.contiguous()?,
-                w_gate_up: Tensor::cat(&[&gate, &up], 0)?.t()?.contiguous()?,
-                w_down: down.t()?.contiguous()?,
+                attn_norm: to_vec(&w("attn_norm.weight", &[d])?)?,
+                ffn_norm: to_vec(&w("ffn_norm.weight", &[d])?)?,
+                wqkv: fuse_transposed(&[&q, &k, &v])?,
+                wo: fuse_transposed(&[&o])?,
+                w_gate_up: fuse_transposed(&[&gate, &up])?,
+                w_down: fuse_transposed(&[&down])?,
             });
         }
         let head = if opts.head {
-            let norm = g.tensor_f32("output_norm.weight", &[d])?;
+            let norm = to_vec(&g.tensor_f32("output_norm.weight", &[d])?)?;
             let weight = if g.has_tensor("output.weight") {
-                g.tensor_f32("output.weight", &[cfg.vocab_size, d])?
+                Some(to_vec(&g.tensor_f32("output.weight", &[cfg.vocab_size, d])?)?)
             } else {
-                embed.clone() // tied embeddings
+                None // tied to the token embedding
             };
             Some(Head { norm, weight })
         } else {
             None
         };
-        let (rope_cos, rope_sin) = rope_tables(cfg.context_length.max(1), hd, cfg.rope_theta)?;
+        let (rope_cos, rope_sin) = rope_tables(cfg.context_length.max(1), hd, cfg.rope_theta);
         Ok(Self {
+            embed: to_vec(&embed_t)?,
             cfg,
-            embed,
             layers,
             head,
             rope_cos,
@@ -120,11 +130,11 @@ impl Model {
         self.layers.len()
     }
 
-    /// Residual stream after each requested block, for a batch of equal-length windows.
+    /// Residual stream after each requested block, for `batch` windows of `seq` tokens.
     ///
-    /// `ids` is [batch, seq] (u32). Returns one [batch, seq, d_model] f32 tensor per entry of
+    /// `ids` is [batch * seq] row-major. Returns one [batch * seq * d_model] vector per entry of
     /// `blocks`, in the same order. Stops after the deepest requested block.
-    pub fn hidden_states(&self, ids: &Tensor, blocks: &[usize]) -> Result<Vec<Tensor>> {
+    pub fn hidden_states(&self, ids: &[u32], batch: usize, seq: usize, blocks: &[usize]) -> Result<Vec<Vec<f32>>> {
         let deepest = *blocks
             .iter()
             .max()
@@ -136,26 +146,21 @@ impl Model {
                 self.layers.len().saturating_sub(1)
             )));
         }
-        let (b, t) = ids.dims2()?;
-        let mut out: Vec<Option<Tensor>> = vec![None; blocks.len()];
-        let mut x = self.embed_ids(ids)?;
-        let mask = causal_mask(t, self.cfg.n_heads / self.cfg.n_kv_heads)?;
-        for (li, layer) in self.layers[..=deepest].iter().enumerate() {
-            x = self.layer_forward(layer, &x, b, t, &mask)?;
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; blocks.len()];
+        let mut fwd = Forward::new(self, ids, batch, seq)?;
+        for li in 0..=deepest {
+            fwd.layer(&self.layers[li]);
             for (slot, &blk) in out.iter_mut().zip(blocks) {
                 if blk == li {
-                    *slot = Some(x.reshape((b, t, self.cfg.d_model))?);
+                    *slot = Some(fwd.x.clone());
                 }
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every block filled"))
-            .collect())
+        Ok(out.into_iter().map(|o| o.expect("every block filled")).collect())
     }
 
-    /// Logits [batch, seq, vocab] after all layers, the final norm and the output head.
-    pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
+    /// Logits [batch * seq * vocab] after all layers, the final norm and the output head.
+    pub fn logits(&self, ids: &[u32], batch: usize, seq: usize) -> Result<Vec<f32>> {
         let head = self
             .head
             .as_ref()
@@ -163,78 +168,106 @@ impl Model {
         if self.layers.len() != self.cfg.n_layers {
             return Err(LlmError::Input("logits need all layers loaded".into()));
         }
-        let (b, t) = ids.dims2()?;
-        let mut x = self.embed_ids(ids)?;
-        let mask = causal_mask(t, self.cfg.n_heads / self.cfg.n_kv_heads)?;
+        let mut fwd = Forward::new(self, ids, batch, seq)?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, b, t, &mask)?;
+            fwd.layer(layer);
         }
-        let h = candle_nn::ops::rms_norm(&x, &head.norm, self.cfg.rms_eps)?;
-        let logits = h.matmul(&head.weight.t()?)?;
-        Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
+        let (m, d, v) = (batch * seq, self.cfg.d_model, self.cfg.vocab_size);
+        rms_norm(&fwd.x, &head.norm, self.cfg.rms_eps, &mut fwd.h);
+        let w = head.weight.as_deref().unwrap_or(&self.embed);
+        let mut logits = vec![0f32; m * v];
+        let th = rayon::current_num_threads();
+        matmul(&mut logits, v, MatRef::new(&fwd.h, m, d), MatRef::new(w, v, d).t(), false, th);
+        Ok(logits)
     }
+}
 
-    /// Token embeddings, flattened to [batch * seq, d_model].
-    fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
-        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
-        if let Some(&max) = flat.to_vec1::<u32>()?.iter().max()
-            && max as usize >= self.cfg.vocab_size
-        {
+/// Buffers of one forward pass; `x` is the residual stream [batch * seq, d_model].
+struct Forward<'m> {
+    model: &'m Model,
+    batch: usize,
+    seq: usize,
+    x: Vec<f32>,
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    gu: Vec<f32>,
+    act: Vec<f32>,
+}
+
+impl<'m> Forward<'m> {
+    fn new(model: &'m Model, ids: &[u32], batch: usize, seq: usize) -> Result<Self> {
+        let c = &model.cfg;
+        let m = batch * seq;
+        if ids.len() != m || m == 0 {
             return Err(LlmError::Input(format!(
-                "token id {max} outside the vocabulary"
+                "expected {batch} x {seq} token ids, got {}",
+                ids.len()
             )));
         }
-        Ok(self.embed.index_select(&flat, 0)?)
+        if seq > c.context_length {
+            return Err(LlmError::Input(format!(
+                "sequence of {seq} tokens exceeds the context length {}",
+                c.context_length
+            )));
+        }
+        let d = c.d_model;
+        let mut x = Vec::with_capacity(m * d);
+        for &id in ids {
+            let id = id as usize;
+            if id >= c.vocab_size {
+                return Err(LlmError::Input(format!("token id {id} outside the vocabulary")));
+            }
+            x.extend_from_slice(&model.embed[id * d..(id + 1) * d]);
+        }
+        let qkv_w = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+        Ok(Self {
+            model,
+            batch,
+            seq,
+            x,
+            h: vec![0.0; m * d],
+            qkv: vec![0.0; m * qkv_w],
+            attn: vec![0.0; m * c.n_heads * c.head_dim],
+            gu: vec![0.0; m * 2 * c.d_ffn],
+            act: vec![0.0; m * c.d_ffn],
+        })
     }
 
-    /// x: [batch * seq, d_model] -> same shape, after one transformer layer.
-    fn layer_forward(
-        &self,
-        l: &Layer,
-        x: &Tensor,
-        b: usize,
-        t: usize,
-        mask: &Tensor,
-    ) -> Result<Tensor> {
-        let c = &self.cfg;
+    /// x <- x + attn(norm(x)); x <- x + mlp(norm(x))
+    fn layer(&mut self, l: &Layer) {
+        let c = &self.model.cfg;
+        let (m, d, f) = (self.batch * self.seq, c.d_model, c.d_ffn);
         let (nh, nkv, hd) = (c.n_heads, c.n_kv_heads, c.head_dim);
-        let rep = nh / nkv;
+        let qkv_w = (nh + 2 * nkv) * hd;
+        let th = rayon::current_num_threads();
+        let (cos, sin) = (&self.model.rope_cos, &self.model.rope_sin);
 
-        // Attention: one fused projection, then split heads as [b, heads, t, hd].
-        let h = candle_nn::ops::rms_norm(x, &l.attn_norm, c.rms_eps)?;
-        let qkv = h
-            .matmul(&l.wqkv)?
-            .reshape((b, t, nh + 2 * nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let cos = self.rope_cos.narrow(0, 0, t)?;
-        let sin = self.rope_sin.narrow(0, 0, t)?;
-        let q = candle_nn::rotary_emb::rope_i(&qkv.narrow(1, 0, nh)?.contiguous()?, &cos, &sin)?;
-        let k = candle_nn::rotary_emb::rope_i(&qkv.narrow(1, nh, nkv)?.contiguous()?, &cos, &sin)?;
-        let v = qkv.narrow(1, nh + nkv, nkv)?.contiguous()?;
-        // Grouped-query attention without copying K/V: query heads h*rep..(h+1)*rep share KV head
-        // h, so stack those query heads along the sequence axis: [b, nkv, rep * t, hd].
-        let q = (q * (1.0 / (hd as f64).sqrt()))?.reshape((b, nkv, rep * t, hd))?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attn = probs
-            .matmul(&v)?
-            .reshape((b, nh, t, hd))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b * t, nh * hd))?;
-        let x = (x + attn.matmul(&l.wo)?)?;
+        rms_norm(&self.x, &l.attn_norm, c.rms_eps, &mut self.h);
+        matmul(&mut self.qkv, qkv_w, MatRef::new(&self.h, m, d), MatRef::new(&l.wqkv, d, qkv_w), false, th);
+        // Q gets the 1/sqrt(head_dim) score scale folded in (a power of two here: exact).
+        let q_scale = 1.0 / (hd as f32).sqrt();
+        rope_inplace(&mut self.qkv, qkv_w, self.seq, 0, nh, hd, cos, sin, q_scale);
+        rope_inplace(&mut self.qkv, qkv_w, self.seq, nh * hd, nkv, hd, cos, sin, 1.0);
+        let shape = AttnShape {
+            batch: self.batch,
+            seq: self.seq,
+            n_heads: nh,
+            n_kv_heads: nkv,
+            head_dim: hd,
+        };
+        attention(&self.qkv, &shape, &mut self.attn);
+        matmul(&mut self.x, d, MatRef::new(&self.attn, m, nh * hd), MatRef::new(&l.wo, nh * hd, d), true, th);
 
-        // SwiGLU MLP: silu(gate) * up, then down.
-        let h = candle_nn::ops::rms_norm(&x, &l.ffn_norm, c.rms_eps)?;
-        let gu = h.matmul(&l.w_gate_up)?;
-        let act = candle_nn::ops::swiglu(&gu)?;
-        Ok((x + act.matmul(&l.w_down)?)?)
+        rms_norm(&self.x, &l.ffn_norm, c.rms_eps, &mut self.h);
+        matmul(&mut self.gu, 2 * f, MatRef::new(&self.h, m, d), MatRef::new(&l.w_gate_up, d, 2 * f), false, th);
+        swiglu(&self.gu, f, &mut self.act);
+        matmul(&mut self.x, d, MatRef::new(&self.act, m, f), MatRef::new(&l.w_down, f, d), true, th);
     }
 }
 
 /// cos/sin tables for interleaved RoPE: angle(p, i) = p * theta^(-2i / head_dim).
-fn rope_tables(n_pos: usize, head_dim: usize, theta: f32) -> Result<(Tensor, Tensor)> {
+fn rope_tables(n_pos: usize, head_dim: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
     let mut cos = Vec::with_capacity(n_pos * half);
     let mut sin = Vec::with_capacity(n_pos * half);
@@ -246,23 +279,5 @@ fn rope_tables(n_pos: usize, head_dim: usize, theta: f32) -> Result<(Tensor, Ten
             sin.push(a.sin() as f32);
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (n_pos, half), &Device::Cpu)?,
-        Tensor::from_vec(sin, (n_pos, half), &Device::Cpu)?,
-    ))
-}
-
-/// Additive causal mask for `rep` query heads stacked along the sequence: [rep * t, t].
-fn causal_mask(t: usize, rep: usize) -> Result<Tensor> {
-    let mut m = Vec::with_capacity(rep * t * t);
-    for r in 0..rep * t {
-        let pos = r % t;
-        m.extend((0..t).map(|c| if c <= pos { 0.0f32 } else { f32::NEG_INFINITY }));
-    }
-    Ok(Tensor::from_vec(m, (rep * t, t), &Device::Cpu)?)
-}
-
-/// Per-row L2 norms of a [n, d] tensor.
-pub fn row_norms(x: &Tensor) -> Result<Vec<f32>> {
-    Ok(x.sqr()?.sum(D::Minus1)?.sqrt()?.to_vec1::<f32>()?)
+    (cos, sin)
 }

@@ -68,9 +68,11 @@ fn broadcast_rows<T: Float>(bias: &[T], rows: usize) -> Vec<T> {
     out
 }
 
-/// Sum over rows of a row-major `rows x cols` matrix.
+/// Sum over rows of a row-major `rows x cols` matrix. Partial sums over fixed blocks of rows are
+/// combined in order, so the result is the same bit for bit whatever the thread count or scheduling.
 pub fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
-    m.par_chunks(cols * 64)
+    let partials: Vec<Vec<T>> = m
+        .par_chunks(cols * 64)
         .map(|block| {
             let mut acc = vec![T::ZERO; cols];
             for row in block.chunks(cols) {
@@ -80,15 +82,14 @@ pub fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
             }
             acc
         })
-        .reduce(
-            || vec![T::ZERO; cols],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+        .collect();
+    let mut out = vec![T::ZERO; cols];
+    for p in partials {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+    out
 }
 
 /// Z = X W_enc + b_enc.
@@ -207,9 +208,9 @@ pub fn forward<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch) -> Forwa
     }
 }
 
-/// Element-mean squared error, accumulated in f64.
+/// Element-mean squared error, accumulated in f64 over fixed blocks combined in order (deterministic).
 pub fn mse<T: Float>(x: &[T], x_hat: &[T]) -> f64 {
-    let sum: f64 = x
+    let partials: Vec<f64> = x
         .par_chunks(4096)
         .zip(x_hat.par_chunks(4096))
         .map(|(a, b)| {
@@ -221,8 +222,8 @@ pub fn mse<T: Float>(x: &[T], x_hat: &[T]) -> f64 {
                 })
                 .sum::<f64>()
         })
-        .sum();
-    sum / x.len() as f64
+        .collect();
+    partials.iter().sum::<f64>() / x.len() as f64
 }
 
 /// Forward, loss terms and gradients of one step. `entropy_on` is the official entropy-start switch.
@@ -296,7 +297,7 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
             }
         }
         Arch::ReluL1 { l1 } | Arch::TopK { l1, .. } | Arch::JumpRelu { l1, .. } => {
-            losses.l1 = fwd.act.par_iter().map(|v| v.to_f64().abs()).sum();
+            losses.l1 = fwd.act.iter().map(|v| v.to_f64().abs()).sum();
             losses.total = losses.mse + l1 * losses.l1;
             if l1 != 0.0 {
                 // d|a|/da = sign(a), with sign(0) = 0 as torch's abs backward

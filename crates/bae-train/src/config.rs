@@ -51,6 +51,10 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// rows per forward pass during validation
     pub eval_batch: usize,
+    /// checkpoint every N steps ("500") or minutes ("10m"); a final checkpoint is always written
+    pub checkpoint_every: Option<String>,
+    /// leave out (and count) rows holding NaN/Inf instead of stopping
+    pub skip_nonfinite: bool,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +84,8 @@ impl Default for TrainConfig {
             init: None,
             log_every: 1,
             eval_batch: 4096,
+            checkpoint_every: None,
+            skip_nonfinite: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! step benchmark.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod eval;
@@ -12,4 +13,4 @@ pub mod trainer;
 pub use config::{ArchKind, TrainConfig};
 pub use data::{MemoryRows, RowSource, Schedule};
 pub use eval::{EvalReport, evaluate};
-pub use trainer::{TrainOutcome, TrainState, init_params, load_init, save_model, train};
+pub use trainer::{init_params, load_init, save_model, train, RunOptions, TrainError, TrainOutcome, TrainState};

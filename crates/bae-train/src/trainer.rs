@@ -3,6 +3,7 @@
 //! The whole state of a run is `TrainState` (weights, Adam moments and step count) plus the
 //! config: the batch order is a function of (seed, step), so a run can stop and go on exactly.
 
+use crate::checkpoint::{self, Every};
 use crate::config::TrainConfig;
 use crate::data::{RowSource, Schedule};
 use crate::eval::{EvalReport, evaluate};
@@ -14,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 /// Everything that changes during training.
@@ -69,6 +71,45 @@ pub struct TrainOutcome {
     pub state: TrainState,
     pub val: Option<EvalReport>,
     pub train_tokens_per_s: f64,
+    /// rows left out because they held NaN/Inf (only with `skip_nonfinite`)
+    pub skipped_rows: u64,
+}
+
+/// Why a run ended early.
+#[derive(Debug)]
+pub enum TrainError {
+    /// bad input, a diverged loss, an I/O failure: one line
+    Failed(String),
+    /// a signal asked the run to stop; a checkpoint was written at `step`
+    Interrupted { signal: i32, step: u64, checkpoint: String },
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Failed(m) => f.write_str(m),
+            TrainError::Interrupted { signal, step, checkpoint } => write!(
+                f,
+                "stopped by signal {signal} after step {step}; checkpoint written to {checkpoint} (resume with --resume)"
+            ),
+        }
+    }
+}
+
+impl From<String> for TrainError {
+    fn from(m: String) -> Self {
+        TrainError::Failed(m)
+    }
+}
+
+/// How to run: progress display, resuming, and the flag a signal handler sets to stop the run.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    pub show_progress: bool,
+    /// continue from the checkpoint in `cfg.out`
+    pub resume: bool,
+    /// non-zero: the number of the signal that asked to stop
+    pub stop: Option<&'a AtomicI32>,
 }
 
 /// First step with the entropy term on.
@@ -76,15 +117,58 @@ pub fn entropy_start(cfg: &TrainConfig, schedule: &Schedule) -> u64 {
     cfg.entropy_start.unwrap_or(schedule.total_steps / 4)
 }
 
-/// Train on `src` as `cfg` says, writing `model.safetensors`, `config.json`, `metrics.jsonl`
-/// and `summary.json` into `cfg.out`.
-pub fn train(
-    cfg: &TrainConfig,
+/// Keep the metrics lines of steps <= `step` (a resumed run rewrites the ones after its checkpoint).
+fn truncate_metrics(path: &Path, step: u64) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(_) => return Ok(()),
+    };
+    let mut kept = String::new();
+    for line in text.lines() {
+        let s = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["step"].as_u64());
+        if matches!(s, Some(s) if s <= step) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    bae_io::write_atomic(path, kept.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Gather a batch; with `skip`, rows holding NaN/Inf are left out and counted instead of failing.
+fn gather_batch(
     src: &dyn RowSource,
-    show_progress: bool,
-) -> Result<TrainOutcome, String> {
+    rows: &[usize],
+    x: &mut [f32],
+    skip: bool,
+    skipped: &mut u64,
+) -> Result<usize, String> {
+    let d = src.dim();
+    match src.gather(rows, &mut x[..rows.len() * d]) {
+        Ok(()) => Ok(rows.len()),
+        Err(e) if !skip => Err(e),
+        Err(_) => {
+            let mut n = 0;
+            for &r in rows {
+                if src.gather(&[r], &mut x[n * d..(n + 1) * d]).is_ok() {
+                    n += 1;
+                } else {
+                    *skipped += 1;
+                }
+            }
+            Ok(n)
+        }
+    }
+}
+
+/// Train on `src` as `cfg` says, writing `model.safetensors`, `config.json`, `metrics.jsonl`,
+/// `summary.json` and `checkpoint.safetensors` into `cfg.out`.
+pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result<TrainOutcome, TrainError> {
     cfg.validate()?;
     let arch = cfg.arch()?;
+    let every = match &cfg.checkpoint_every {
+        Some(t) => Every::parse(t)?,
+        None => Every::default(),
+    };
     let d = src.dim();
     let d_code = cfg.expand * d;
     let schedule = Schedule::new(
@@ -97,61 +181,72 @@ pub fn train(
         cfg.steps,
     )?;
     let ent_start = entropy_start(cfg, &schedule);
-    let params = match &cfg.init {
-        Some(p) => load_init(p, d, d_code)?,
-        None => init_params(d, d_code, cfg.seed),
-    };
-    let adam = Adam::new(cfg.adam(), &params);
-    let mut state = TrainState {
-        params,
-        adam,
-        step: 0,
-    };
-
     let out = &cfg.out;
-    std::fs::create_dir_all(out)
-        .map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
-    let config_json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())?;
-    bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut metrics = JsonlWriter::create(&out.join("metrics.jsonl")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
+    let metrics_path = out.join("metrics.jsonl");
+    // a run killed before its first checkpoint resumes from the start, with the same config
+    let resuming = opts.resume && checkpoint::path(out).is_file();
+    let (mut state, mut metrics) = if resuming {
+        let state = checkpoint::load(out, cfg, d, d_code)?;
+        truncate_metrics(&metrics_path, state.step)?;
+        (state, JsonlWriter::append(&metrics_path).map_err(|e| e.to_string())?)
+    } else {
+        let params = match &cfg.init {
+            Some(p) => load_init(p, d, d_code)?,
+            None => init_params(d, d_code, cfg.seed),
+        };
+        let adam = Adam::new(cfg.adam(), &params);
+        let config_json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())?;
+        bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes()).map_err(|e| e.to_string())?;
+        let state = TrainState { params, adam, step: 0 };
+        (state, JsonlWriter::create(&metrics_path).map_err(|e| e.to_string())?)
+    };
+    let ckpt_path = checkpoint::path(out).display().to_string();
+    let mut last_ckpt: Option<u64> = resuming.then_some(state.step);
+    let last_good = |last: Option<u64>| match last {
+        Some(s) => format!("last good checkpoint: {ckpt_path} (step {s})"),
+        None => "no checkpoint was written yet".to_string(),
+    };
 
-    let bar = progress_bar(show_progress, schedule.total_steps * cfg.batch_size as u64);
+    let bar = progress_bar(opts.show_progress, schedule.total_steps * cfg.batch_size as u64);
+    bar.set_position(state.step * cfg.batch_size as u64);
+    bar.reset_eta();
     let mut x = vec![0f32; cfg.batch_size * d];
     let mut order: Option<(u64, Vec<usize>)> = None;
     let started = Instant::now();
+    let mut last_save = Instant::now();
     let mut tokens = 0u64;
+    let mut skipped = 0u64;
     while state.step < schedule.total_steps {
         let (epoch, b) = schedule.position(state.step);
         if order.as_ref().map(|o| o.0) != Some(epoch) {
             order = Some((epoch, schedule.epoch_order(epoch)));
         }
         let rows = schedule.batch(&order.as_ref().expect("order set above").1, b);
-        let n = rows.len();
-        let xb = &mut x[..n * d];
-        src.gather(rows, xb)
-            .map_err(|e| format!("step {}: {e}", state.step))?;
+        let n = gather_batch(src, rows, &mut x, cfg.skip_nonfinite, &mut skipped).map_err(|e| {
+            format!("step {} (epoch {epoch}, batch {b}): {e}; {}", state.step, last_good(last_ckpt))
+        })?;
+        if n < 2 {
+            return Err(format!("step {}: fewer than two usable rows in batch {b} of epoch {epoch}", state.step).into());
+        }
+        let xb = &x[..n * d];
         let entropy_on = state.step >= ent_start;
         let s = bae_ref::step(&state.params, xb, n, &arch, entropy_on);
         if !s.losses.total.is_finite() {
             return Err(format!(
-                "step {}: loss became {} (epoch {epoch}, batch {b}); stopping",
-                state.step, s.losses.total
-            ));
+                "step {}: loss became {} (epoch {epoch}, batch {b}); {}",
+                state.step,
+                s.losses.total,
+                last_good(last_ckpt)
+            )
+            .into());
         }
         state.adam.step(&mut state.params, &s.backward.grads);
         state.step += 1;
         tokens += n as u64;
         bar.inc(n as u64);
         if state.step % cfg.log_every == 0 || state.step == schedule.total_steps {
-            let l0 = s
-                .forward
-                .codes
-                .row_popcounts()
-                .iter()
-                .map(|&c| c as f64)
-                .sum::<f64>()
-                / n as f64;
+            let l0 = s.forward.codes.row_popcounts().iter().map(|&c| c as f64).sum::<f64>() / n as f64;
             let line = json!({
                 "step": state.step,
                 "epoch": epoch,
@@ -166,8 +261,27 @@ pub fn train(
             });
             metrics.write(&line).map_err(|e| e.to_string())?;
         }
+        let stop_signal = opts.stop.map(|f| f.load(Ordering::SeqCst)).unwrap_or(0);
+        let due = every.steps.is_some_and(|k| state.step % k == 0)
+            || every.minutes.is_some_and(|m| last_save.elapsed().as_secs_f64() >= m * 60.0);
+        if due || stop_signal != 0 {
+            // metrics first, so the metrics file never lags behind the checkpoint
+            metrics.flush().map_err(|e| e.to_string())?;
+            checkpoint::save(out, &state)?;
+            last_ckpt = Some(state.step);
+            last_save = Instant::now();
+        }
+        if stop_signal != 0 {
+            bar.abandon();
+            return Err(TrainError::Interrupted {
+                signal: stop_signal,
+                step: state.step,
+                checkpoint: ckpt_path,
+            });
+        }
     }
     metrics.flush().map_err(|e| e.to_string())?;
+    checkpoint::save(out, &state)?;
     bar.finish_and_clear();
     let train_tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
 
@@ -176,21 +290,11 @@ pub fn train(
     meta.insert("d".to_string(), d.to_string());
     meta.insert("d_code".to_string(), d_code.to_string());
     meta.insert("steps".to_string(), state.step.to_string());
-    meta.insert(
-        "config".to_string(),
-        serde_json::to_string(cfg).map_err(|e| e.to_string())?,
-    );
+    meta.insert("config".to_string(), serde_json::to_string(cfg).map_err(|e| e.to_string())?);
     save_model(&out.join("model.safetensors"), &state.params, &meta)?;
 
     let val = if schedule.n_val > 0 {
-        Some(evaluate(
-            &state.params,
-            &arch,
-            src,
-            schedule.val_rows(),
-            cfg.eval_batch,
-            cfg.batch_size,
-        )?)
+        Some(evaluate(&state.params, &arch, src, schedule.val_rows(), cfg.eval_batch, cfg.batch_size)?)
     } else {
         None
     };
@@ -202,6 +306,7 @@ pub fn train(
         "train_rows": schedule.n_train,
         "entropy_start": ent_start,
         "train_tokens_per_s": train_tokens_per_s,
+        "skipped_nonfinite_rows": skipped,
         "validation": val,
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
@@ -210,6 +315,7 @@ pub fn train(
         state,
         val,
         train_tokens_per_s,
+        skipped_rows: skipped,
     })
 }
 

@@ -47,7 +47,8 @@ enum DeviceArg {
 /// entropy on from a quarter of the run (official: epoch 500 of 2000), 80/20 sequential split, shuffled.
 #[derive(Args)]
 struct TrainArgs {
-    /// activations: .safetensors (tensor `activations` or the only tensor, [n, d] f16/bf16/f32) or .npy
+    /// activations: .safetensors (tensor `activations` or the only tensor, [n, d] f16/bf16/f32), .npy,
+    /// or a `bae extract` folder (shards + manifest.json)
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
     /// continue the run in this folder from its last complete checkpoint (its config.json is used)
@@ -229,7 +230,7 @@ fn train(a: TrainArgs) -> Result<(), Failure> {
         None => train_config(&a, a.data.clone().expect("clap requires --data without --resume")),
     };
     cfg.validate()?;
-    let src = bae_io::ActivationFile::open(&cfg.data).map_err(|e| e.to_string())?;
+    let src = bae_train::store::open_source(&cfg.data)?;
     eprintln!(
         "{} {} on {} ({} rows x {}) -> {}",
         if a.resume.is_some() { "resuming" } else { "training" },
@@ -245,7 +246,7 @@ fn train(a: TrainArgs) -> Result<(), Failure> {
         resume: a.resume.is_some(),
         stop: Some(&STOP),
     };
-    let outcome = match bae_train::train(&cfg, &src, opts) {
+    let outcome = match bae_train::train(&cfg, src.as_ref(), opts) {
         Ok(o) => o,
         Err(e @ TrainError::Interrupted { signal, .. }) => {
             eprintln!("{e}");

@@ -246,7 +246,7 @@ struct Layout {
 }
 
 /// Opens `path` as a non-empty regular file and maps it read-only.
-fn map_file(path: &Path) -> Result<Mmap> {
+pub(crate) fn map_file(path: &Path) -> Result<Mmap> {
     let meta = std::fs::metadata(path).map_err(|e| open_error(path, &e))?;
     if meta.is_dir() {
         return Err(IoError::new(path, "is a directory, not a file"));

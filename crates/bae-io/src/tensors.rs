@@ -244,3 +244,24 @@ pub fn save_tensors_f64(
         Ok(())
     })
 }
+
+/// Loads only the named tensors (as f64, like [`load_tensors_f64`]) through a memory map, so the
+/// rest of a large file (a shard's activations) is never read. Missing names are simply absent.
+pub fn load_tensors_f64_only(path: &Path, names: &[&str]) -> Result<TensorFile<Tensor64>> {
+    let map = crate::activations::map_file(path)?;
+    let header = st::parse_header(path, &map)?;
+    let mut out = BTreeMap::new();
+    for t in header.tensors.iter().filter(|t| names.contains(&t.name.as_str())) {
+        let raw = map.get(t.start..t.end).unwrap_or(&[]);
+        let data = decode_f64(&t.dtype, raw)
+            .ok_or_else(|| IoError::new(path, format!("tensor {:?} has unsupported dtype {}", t.name, t.dtype)))?;
+        out.insert(
+            t.name.clone(),
+            Tensor64 {
+                shape: t.shape.clone(),
+                data,
+            },
+        );
+    }
+    Ok((out, header.metadata))
+}

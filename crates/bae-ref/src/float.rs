@@ -43,7 +43,8 @@ pub trait Float:
     );
 }
 
-/// Row/column strides of a row-major matrix stored as `rows x cols`, read as its transpose or not.
+/// (row stride, column stride) of a row-major matrix stored with `stored_cols` columns, read
+/// as its transpose or not.
 fn strides(stored_cols: usize, transposed: bool) -> (isize, isize) {
     if transposed {
         (1, stored_cols as isize)
@@ -53,7 +54,7 @@ fn strides(stored_cols: usize, transposed: bool) -> (isize, isize) {
 }
 
 macro_rules! impl_float {
-    ($t:ty, $gemm:path) => {
+    ($t:ty) => {
         impl Float for $t {
             const ONE: Self = 1.0;
             fn sqrt(self) -> Self {
@@ -80,29 +81,39 @@ macro_rules! impl_float {
                 beta: Self,
                 c: &mut [Self],
             ) {
-                assert!(
-                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-                    "gemm: slice too short"
-                );
+                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: slice too short");
                 let (rsa, csa) = strides(if a_t { m } else { k }, a_t);
                 let (rsb, csb) = strides(if b_t { k } else { n }, b_t);
-                // SAFETY: the slices were checked to hold the m x k, k x n and m x n matrices the strides describe.
+                let threads = rayon::current_num_threads();
+                let par = if threads > 1 && m * n * k >= 1 << 18 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                };
+                // SAFETY: the slices were checked to hold the m x k, k x n and m x n matrices the
+                // strides describe; c does not alias a or b (distinct borrows).
+                // The gemm crate computes dst = alpha_dst * dst + beta_prod * lhs * rhs.
                 unsafe {
-                    $gemm(
+                    gemm::gemm(
                         m,
-                        k,
                         n,
-                        alpha,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        beta,
+                        k,
                         c.as_mut_ptr(),
-                        n as isize,
                         1,
+                        n as isize,
+                        beta != 0.0,
+                        a.as_ptr(),
+                        csa,
+                        rsa,
+                        b.as_ptr(),
+                        csb,
+                        rsb,
+                        beta,
+                        alpha,
+                        false,
+                        false,
+                        false,
+                        par,
                     )
                 }
             }
@@ -110,5 +121,5 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, matrixmultiply::sgemm);
-impl_float!(f64, matrixmultiply::dgemm);
+impl_float!(f32);
+impl_float!(f64);

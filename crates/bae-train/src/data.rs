@@ -14,6 +14,11 @@ pub trait RowSource: Sync {
     fn describe(&self) -> String;
     /// Copy rows `idx` as f32 into `out` (`idx.len() * dim`); one-line error on unreadable or non-finite data.
     fn gather(&self, idx: &[usize], out: &mut [f32]) -> Result<(), String>;
+    /// Training rows for a validation share: the rows before the split point (official: a sequential
+    /// split). Sources that know documents move the point to a document boundary.
+    fn train_rows(&self, val_split: f64) -> usize {
+        self.n_rows() - (self.n_rows() as f64 * val_split).round() as usize
+    }
 }
 
 impl RowSource for bae_io::ActivationFile {
@@ -81,19 +86,16 @@ pub struct Schedule {
 impl Schedule {
     pub fn new(
         n_rows: usize,
-        val_split: f64,
+        n_train: usize,
         batch_size: usize,
         shuffle: bool,
         seed: u64,
         epochs: u64,
         steps: Option<u64>,
     ) -> Result<Schedule, String> {
-        let n_val = (n_rows as f64 * val_split).round() as usize;
-        let n_train = n_rows - n_val;
+        let n_val = n_rows - n_train;
         if n_train < 2 {
-            return Err(format!(
-                "only {n_train} training rows after the validation split ({n_rows} rows, --val-split {val_split})"
-            ));
+            return Err(format!("only {n_train} training rows after the validation split ({n_rows} rows)"));
         }
         let full = n_train / batch_size;
         let rest = n_train % batch_size;

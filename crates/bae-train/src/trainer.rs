@@ -173,7 +173,7 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
     let d_code = cfg.expand * d;
     let schedule = Schedule::new(
         src.n_rows(),
-        cfg.val_split,
+        src.train_rows(cfg.val_split),
         cfg.batch_size,
         cfg.shuffle,
         cfg.seed,

@@ -311,6 +311,10 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     bae_io::write_atomic(&out.join("summary.json"), text.as_bytes()).map_err(|e| e.to_string())?;
+    crate::plots::training_curves(&out.join("training.svg"), &metrics_path)?;
+    if let Some(v) = &val {
+        crate::plots::density_histogram(&out.join("density.svg"), &v.rates, &v.salience_share)?;
+    }
     Ok(TrainOutcome {
         state,
         val,

@@ -2,6 +2,8 @@
 
 use bae_train::{ArchKind, RunOptions, TrainConfig, TrainError};
 use std::sync::atomic::{AtomicI32, Ordering};
+
+mod features;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +28,29 @@ enum Command {
     Synth(SynthArgs),
     /// Time one full CPU training step and print a table
     Bench(BenchArgs),
+    /// Run SmolLM2 (GGUF) over text and store hidden states as safetensors shards
+    Extract(bae_llm::ExtractArgs),
+    /// Feature pages of a trained BAE: the tokens on which features take their rare value
+    Features(FeaturesArgs),
+}
+
+#[derive(Args)]
+struct FeaturesArgs {
+    /// run folder written by `bae train` (model.safetensors, config.json, summary.json)
+    #[arg(long)]
+    run: PathBuf,
+    /// extract folder to read (default: the run's training data)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// GGUF whose tokenizer decodes the token ids
+    #[arg(long, default_value = bae_llm::DEFAULT_MODEL)]
+    model: PathBuf,
+    /// features to show
+    #[arg(long, default_value_t = 12)]
+    n: usize,
+    /// examples per feature
+    #[arg(long, default_value_t = 8)]
+    examples: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -352,12 +377,35 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn extract(a: bae_llm::ExtractArgs) -> Result<(), String> {
+    let s = bae_llm::run_extract(&a).map_err(|e| e.to_string())?;
+    for b in &s.blocks {
+        println!(
+            "block {}: {} rows in {} shards -> {} ({} outlier rows dropped)",
+            b.block,
+            b.rows,
+            b.shards,
+            b.dir.display(),
+            b.dropped_outliers
+        );
+    }
+    println!(
+        "{} tokens run at {:.0} tokens/s; {}",
+        s.tokens_run,
+        s.tokens_per_s,
+        if s.complete { "complete" } else { "incomplete (re-run to continue)" }
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train(a),
         Command::Synth(a) => synth(a).map_err(Failure::Message),
         Command::Bench(a) => bench(a).map_err(Failure::Message),
+        Command::Extract(a) => extract(a).map_err(Failure::Message),
+        Command::Features(a) => features::run(a).map_err(Failure::Message),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod pages;
 pub mod plots;
 pub mod store;
 pub mod synth;

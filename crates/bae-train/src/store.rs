@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 struct Shard {
     file: ActivationFile,
-    /// document id of each row (from the shard's `doc_ids` tensor)
+    /// document id, token id and position in the window of each row (the shard's i32 columns)
     doc_ids: Vec<i64>,
+    token_ids: Vec<i64>,
+    positions: Vec<i64>,
 }
 
 pub struct ShardStore {
@@ -42,16 +44,23 @@ fn block_dir(dir: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Read the `doc_ids` column of a shard without touching its activations.
-fn read_doc_ids(path: &Path, rows: usize) -> Result<Vec<i64>, String> {
-    let (tensors, _) = bae_io::load_tensors_f64_only(path, &["doc_ids"]).map_err(|e| e.to_string())?;
-    let t = tensors
-        .get("doc_ids")
-        .ok_or_else(|| format!("{}: missing tensor doc_ids", path.display()))?;
-    if t.shape != [rows] {
-        return Err(format!("{}: doc_ids has shape {:?}, expected [{rows}]", path.display(), t.shape));
+/// Read a shard's per-row integer columns without touching its activations:
+/// `doc_ids` is required, `token_ids` and `positions` are optional (empty when absent).
+fn read_columns(path: &Path, rows: usize) -> Result<[Vec<i64>; 3], String> {
+    let names = ["doc_ids", "token_ids", "positions"];
+    let (tensors, _) = bae_io::load_tensors_f64_only(path, &names).map_err(|e| e.to_string())?;
+    let mut cols: [Vec<i64>; 3] = Default::default();
+    for (k, name) in names.iter().enumerate() {
+        match tensors.get(*name) {
+            Some(t) if t.shape == [rows] => cols[k] = t.data.iter().map(|&v| v as i64).collect(),
+            Some(t) => {
+                return Err(format!("{}: {name} has shape {:?}, expected [{rows}]", path.display(), t.shape));
+            }
+            None if k == 0 => return Err(format!("{}: missing tensor doc_ids", path.display())),
+            None => {}
+        }
     }
-    Ok(t.data.iter().map(|&v| v as i64).collect())
+    Ok(cols)
 }
 
 impl ShardStore {
@@ -84,9 +93,14 @@ impl ShardStore {
                     file.dim()
                 ));
             }
-            let doc_ids = read_doc_ids(&path, rows as usize)?;
+            let [doc_ids, token_ids, positions] = read_columns(&path, rows as usize)?;
             starts.push(starts.last().expect("non-empty") + rows as usize);
-            shards.push(Shard { file, doc_ids });
+            shards.push(Shard {
+                file,
+                doc_ids,
+                token_ids,
+                positions,
+            });
         }
         if shards.is_empty() {
             return Err(format!("{}: the manifest lists no rows", mpath.display()));
@@ -104,9 +118,16 @@ impl ShardStore {
         (s, row - self.starts[s])
     }
 
-    fn doc_of(&self, row: usize) -> i64 {
+    pub fn doc_of(&self, row: usize) -> i64 {
         let (s, r) = self.locate(row);
         self.shards[s].doc_ids[r]
+    }
+
+    /// Token id and position in its window of a row, where the shards store them.
+    pub fn token_of(&self, row: usize) -> Option<(u32, i64)> {
+        let (s, r) = self.locate(row);
+        let sh = &self.shards[s];
+        Some((*sh.token_ids.get(r)? as u32, *sh.positions.get(r)?))
     }
 }
 

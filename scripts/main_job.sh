@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: fetch SmolLM2-135M and the State of the Union corpus, build,
+# extract block-15 hidden states, train a BAE with the official standard settings scaled to the slice,
+# and report (validation metrics, charts, feature pages). Re-running reuses what was fetched and extracted.
+#
+# Knobs (environment): BAE_TOKENS (default 200000 rows), BAE_BLOCK (15), BAE_EPOCHS (8), BAE_OUT (runs/main).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOKENS="${BAE_TOKENS:-200000}"
+BLOCK="${BAE_BLOCK:-15}"
+EPOCHS="${BAE_EPOCHS:-8}"
+OUT="${BAE_OUT:-runs/main}"
+ACTS="data/activations"
+
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
+
+stamp "fetching model and text (scripts/setup.sh)"
+bash scripts/setup.sh
+
+stamp "building (release)"
+cargo build --release --quiet --bin bae
+BAE=target/release/bae
+
+stamp "extracting $TOKENS hidden states of block $BLOCK"
+"$BAE" extract --blocks "$BLOCK" --tokens "$TOKENS" --out "$ACTS"
+
+# Official standard usage: lr 5e-4, batch 512, lambda_e = lambda_c = 1e-7, sign_s, expand 4, 80/20 split,
+# entropy on from a quarter of the run (official: epoch 500 of 2000); the epoch count is scaled to the slice.
+stamp "training a BAE ($EPOCHS epochs) -> $OUT"
+"$BAE" train --data "$ACTS/block$BLOCK" --out "$OUT" --epochs "$EPOCHS" --checkpoint-every 5m
+
+stamp "feature pages"
+"$BAE" features --run "$OUT" --n 8 --examples 6 | tail -n 60
+
+stamp "done: $OUT/summary.json, $OUT/density.svg, $OUT/training.svg, $OUT/features.md"

@@ -25,6 +25,26 @@ fn random_z(n: usize, cols: usize, seed: u64) -> Vec<f32> {
     (0..n * cols).map(|x| next() + bias[x % cols]).collect()
 }
 
+/// Random bits (density 1/2) straight into packed words.
+fn random_rows(n: usize, cols: usize, seed: u64) -> PackedRows {
+    let wpr = cols.div_ceil(64);
+    let mut s = seed | 1;
+    let tail = if cols.is_multiple_of(64) {
+        !0
+    } else {
+        (1u64 << (cols % 64)) - 1
+    };
+    let words = (0..n * wpr)
+        .map(|x| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            if x % wpr == wpr - 1 { s & tail } else { s }
+        })
+        .collect();
+    PackedRows::from_words(n, cols, words).unwrap()
+}
+
 fn config<'a>(
     c: &'a mut Criterion,
     name: &str,
@@ -78,9 +98,9 @@ fn bench_bits(c: &mut Criterion) {
             b.iter(|| firing_counts_rows(black_box(h)))
         });
     }
-    // an evaluation-set sized matrix: 2^18 tokens x 2304 features (72 MiB packed)
+    // an evaluation-set sized matrix: 2^18 tokens x 2304 features (72 MiB packed), random bits
     let big_n = 1 << 18;
-    let big = PackedRows::encode_positive(&random_z(big_n, 2304, 99), big_n, 2304);
+    let big = random_rows(big_n, 2304, 99);
     let big_c = big.to_columns();
     g.throughput(Throughput::Bytes((big.words().len() * 8) as u64));
     g.bench_function(BenchmarkId::new("columns", "262144x2304"), |b| {
@@ -104,6 +124,10 @@ fn bench_bits(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("term_from_columns", cols), &pc, |b, h| {
             b.iter(|| CovarianceTerm::from_columns(black_box(h)).unwrap())
+        });
+        let mut reused = CovarianceTerm::from_columns(&pc).unwrap();
+        g.bench_with_input(BenchmarkId::new("term_update", cols), &pc, |b, h| {
+            b.iter(|| reused.update(black_box(h)).unwrap())
         });
         if *cols == 2304 && Backend::Popcnt.available() {
             g.bench_with_input(

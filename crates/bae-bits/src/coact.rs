@@ -4,13 +4,11 @@
 //! Work is split into 64x64 blocks of pairs `(jb, kb)`; only `jb <= kb` is computed and the rest
 //! mirrored. A task takes 8 consecutive j-blocks against a few k-blocks, so that its mirrored
 //! sign words for one row are 8 adjacent words (a whole cache line) rather than scattered ones.
-//! For AVX-512 the columns are first re-laid out in "panels" of 16 columns with their 32-bit words
-//! interleaved, so one 512-bit load holds word `w` of 16 columns and the kernel is vectorised
-//! across pairs (no horizontal sums, however short a column).
+//! For AVX-512 the columns are first re-laid out in 32-bit panels (see `panel.rs`).
 
 use crate::packed::PackedColumns;
+use crate::panel::Panels32;
 use crate::simd::{self, Backend, FUSED_MAX_N, PanelBlock, SignBlock};
-use crate::transpose::transpose64;
 use rayon::prelude::*;
 
 /// j-blocks per task (a cache line of mirrored sign words).
@@ -18,43 +16,17 @@ const J_BLOCKS_PER_TASK: usize = 8;
 /// k-blocks per task.
 const K_BLOCKS_PER_TASK: usize = 4;
 
-/// The columns, padded to a multiple of 64 with zero columns, in the 32-bit panel layout of
-/// [`PanelBlock`], starting on a 64-byte boundary.
-struct Panels {
-    buf: Vec<u32>,
-    off: usize,
-    len: usize,
-    wpc32: usize,
+/// The columns in panel layout, padded with zero columns to whole 64-column blocks.
+fn column_panels(h: &PackedColumns) -> Panels32 {
+    Panels32::new(h.words(), h.n_cols(), h.words_per_col(), 64)
 }
 
-impl Panels {
-    fn new(h: &PackedColumns) -> Self {
-        let (cols, wpc) = (h.n_cols(), h.words_per_col());
-        let wpc32 = 2 * wpc;
-        let len = cols.div_ceil(64) * 64 * wpc32;
-        let buf = vec![0u32; len + 16];
-        let off = buf.as_ptr().align_offset(64).min(16);
-        let mut p = Panels { buf, off, len, wpc32 };
-        if wpc32 > 0 {
-            let words = h.words();
-            p.buf[off..off + len].par_chunks_mut(16 * wpc32).enumerate().for_each(|(panel, dst)| {
-                for l in 0..16 {
-                    let j = panel * 16 + l;
-                    if j >= cols {
-                        break;
-                    }
-                    for (w, &x) in words[j * wpc..(j + 1) * wpc].iter().enumerate() {
-                        dst[2 * w * 16 + l] = x as u32;
-                        dst[(2 * w + 1) * 16 + l] = (x >> 32) as u32;
-                    }
-                }
-            });
-        }
-        p
-    }
-
-    fn block(&self, jb: usize, kb: usize) -> PanelBlock<'_> {
-        PanelBlock { panels: &self.buf[self.off..self.off + self.len], wpc32: self.wpc32, jb, kb }
+fn panel_block(p: &Panels32, jb: usize, kb: usize) -> PanelBlock<'_> {
+    PanelBlock {
+        panels: p.words(),
+        wpc32: p.wpg32,
+        jb,
+        kb,
     }
 }
 
@@ -72,7 +44,10 @@ unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 impl<T: Copy> SharedMut<T> {
     fn new(s: &mut [T]) -> Self {
-        SharedMut { ptr: s.as_mut_ptr(), len: s.len() }
+        SharedMut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
     }
 
     /// SAFETY: no other thread accesses `i .. i + src.len()` while the `SharedMut` is in use.
@@ -81,6 +56,14 @@ impl<T: Copy> SharedMut<T> {
         assert!(i + src.len() <= self.len);
         // SAFETY: in bounds; exclusive per the caller's promise.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(i), src.len()) }
+    }
+
+    /// `write_slice` for a run of known length (inlined stores instead of a memcpy call).
+    #[inline]
+    unsafe fn write_array<const L: usize>(&self, i: usize, src: &[T; L]) {
+        assert!(i + L <= self.len);
+        // SAFETY: in bounds; exclusive per the caller's promise.
+        unsafe { self.ptr.add(i).cast::<[T; L]>().write_unaligned(*src) }
     }
 }
 
@@ -104,131 +87,219 @@ pub(crate) fn pair_pass(
     want_coact: bool,
     reuse: Option<(Vec<u64>, Vec<u64>)>,
 ) -> PairPass {
-    let (n, cols, wpc) = (h.n_rows(), h.n_cols(), h.words_per_col());
+    let (n, cols) = (h.n_rows(), h.n_cols());
     let nb = cols.div_ceil(64); // also the words per row of a cols x cols bit matrix
-    let panels = (b == Backend::Avx512).then(|| Panels::new(h));
     let mut coact = want_coact.then(|| vec![0u32; cols * cols]);
-    let want_signs = firing.is_some();
     let (mut pos, mut neg) = reuse.unwrap_or_default();
-    let sign_len = if want_signs { cols * nb } else { 0 };
-    // every word is overwritten below, so stale contents of reused buffers do not matter
+    let sign_len = if firing.is_some() { cols * nb } else { 0 };
+    // every word is overwritten, so stale contents of reused buffers do not matter
     pos.resize(sign_len, 0);
     neg.resize(sign_len, 0);
-    // firing counts padded with zeros to whole blocks
-    let fpad: Vec<u32> = firing.map_or(Vec::new(), |f| {
-        let mut v = f.to_vec();
-        v.resize(nb * 64, 0);
-        v
-    });
-    let fused = want_signs && panels.is_some() && n <= FUSED_MAX_N;
-
-    let out_n = coact.as_deref_mut().map(SharedMut::new);
-    let out_pos = SharedMut::new(&mut pos);
-    let out_neg = SharedMut::new(&mut neg);
-
+    let panels = (b == Backend::Avx512).then(|| column_panels(h));
+    let pass = Pass {
+        b,
+        h,
+        n,
+        cols,
+        nb,
+        fused: firing.is_some() && panels.is_some() && n <= FUSED_MAX_N,
+        panels,
+        // firing counts padded with zeros to whole blocks
+        fpad: firing.map(|f| {
+            let mut v = f.to_vec();
+            v.resize(nb * 64, 0);
+            v
+        }),
+        out_n: coact.as_deref_mut().map(SharedMut::new),
+        out_pos: SharedMut::new(&mut pos),
+        out_neg: SharedMut::new(&mut neg),
+    };
     let mut tasks = Vec::new();
     for jb0 in (0..nb).step_by(J_BLOCKS_PER_TASK) {
         for kb0 in (jb0..nb).step_by(K_BLOCKS_PER_TASK) {
             tasks.push((jb0, kb0));
         }
     }
-
-    // Ownership of outputs (so tasks never write the same element): block (jb, kb), jb <= kb,
-    // writes count rows of jb x columns of kb and the mirror (rows of kb x columns of jb); sign
-    // words (rows of jb, word kb), and the mirror words (rows of kb, word jb) for jb < kb. The
-    // diagonal block writes both triangles of its own region.
-    let abs_upper: u128 = tasks
+    // integer sum: exact and independent of the order rayon combines the tasks in
+    let abs_upper = tasks
         .into_par_iter()
-        .map(|(jb0, kb0)| {
-            let jb1 = (jb0 + J_BLOCKS_PER_TASK).min(nb);
-            let kb1 = (kb0 + K_BLOCKS_PER_TASK).min(nb);
-            let mut counts = Box::new([0u32; 4096]);
-            let mut abs = 0u128;
-            let mut mirror_p = [[0u64; J_BLOCKS_PER_TASK]; 64];
-            let mut mirror_n = [[0u64; J_BLOCKS_PER_TASK]; 64];
-            for kb in kb0..kb1 {
-                let k0 = kb * 64;
-                let kn = (cols - k0).min(64);
-                for jb in jb0..jb1.min(kb + 1) {
-                    let j0 = jb * 64;
-                    let jn = (cols - j0).min(64);
-                    let diag = jb == kb;
-                    let (mut up, mut un) = ([0u64; 64], [0u64; 64]);
-                    let s = want_signs.then(|| SignBlock {
-                        counts: &[],
-                        cj: &fpad[j0..j0 + 64],
-                        ck: &fpad[k0..k0 + 64],
-                        n: n as u64,
-                        diag,
-                    });
-                    match (&panels, &s) {
-                        (Some(p), Some(s)) if fused => {
-                            let c = out_n.is_some().then_some(&mut *counts);
-                            abs += simd::panel_block_fused(b, &p.block(jb, kb), s, c, &mut up, &mut un) as u128;
-                        }
-                        _ => {
-                            match &panels {
-                                Some(p) => simd::panel_block_counts(b, &p.block(jb, kb), &mut counts),
-                                None => simd::column_block_counts(b, h.words(), wpc, cols, jb, kb, &mut counts),
-                            }
-                            if let Some(s) = &s {
-                                let s = SignBlock { counts: &counts[..], ..*s };
-                                abs += simd::sign_block(b, &s, &mut up, &mut un);
-                            }
-                        }
-                    }
-                    if let Some(out) = &out_n {
-                        for jj in 0..jn {
-                            // SAFETY: region owned by this block (see above)
-                            unsafe { out.write_slice((j0 + jj) * cols + k0, &counts[jj * 64..jj * 64 + kn]) };
-                        }
-                        if !diag {
-                            let mut col = [0u32; 64];
-                            for kk in 0..kn {
-                                for (jj, c) in col.iter_mut().enumerate().take(jn) {
-                                    *c = counts[jj * 64 + kk];
-                                }
-                                // SAFETY: mirror region owned by this block
-                                unsafe { out.write_slice((k0 + kk) * cols + j0, &col[..jn]) };
-                            }
-                        }
-                    }
-                    if want_signs {
-                        let (mut tp, mut tn) = (up, un);
-                        transpose64(&mut tp);
-                        transpose64(&mut tn);
-                        for jj in 0..jn {
-                            let (p, q) = if diag { (up[jj] | tp[jj], un[jj] | tn[jj]) } else { (up[jj], un[jj]) };
-                            // SAFETY: sign words owned by this block
-                            unsafe {
-                                out_pos.write_slice((j0 + jj) * nb + kb, &[p]);
-                                out_neg.write_slice((j0 + jj) * nb + kb, &[q]);
-                            }
-                        }
-                        if !diag {
-                            for kk in 0..kn {
-                                mirror_p[kk][jb - jb0] = tp[kk];
-                                mirror_n[kk][jb - jb0] = tn[kk];
-                            }
-                        }
-                    }
+        .map(|(jb0, kb0)| pass.task(jb0, kb0))
+        .sum();
+    PairPass {
+        coact,
+        abs_upper,
+        pos,
+        neg,
+    }
+}
+
+/// Shared state of one [`pair_pass`].
+///
+/// Ownership of the outputs, so that tasks never write the same element: block `(jb, kb)`,
+/// `jb <= kb`, writes the counts of rows of `jb` x columns of `kb` and their mirror (rows of `kb` x
+/// columns of `jb`); the sign words (rows of `jb`, word `kb`), and for `jb < kb` the mirrored words
+/// (rows of `kb`, word `jb`). The diagonal block writes both triangles of its own region.
+struct Pass<'a> {
+    b: Backend,
+    h: &'a PackedColumns,
+    n: usize,
+    cols: usize,
+    nb: usize,
+    panels: Option<Panels32>,
+    fused: bool,
+    fpad: Option<Vec<u32>>,
+    out_n: Option<SharedMut<u32>>,
+    out_pos: SharedMut<u64>,
+    out_neg: SharedMut<u64>,
+}
+
+impl Pass<'_> {
+    /// j-blocks `jb0 .. jb0 + J_BLOCKS_PER_TASK` against k-blocks `kb0 .. kb0 + K_BLOCKS_PER_TASK`
+    /// (pairs with `jb <= kb` only). Returns the task's `Σ |d|`.
+    fn task(&self, jb0: usize, kb0: usize) -> u128 {
+        let jb1 = (jb0 + J_BLOCKS_PER_TASK).min(self.nb);
+        let kb1 = (kb0 + K_BLOCKS_PER_TASK).min(self.nb);
+        // on the heap without a stack temporary (Box::new of an array copies it)
+        let mut counts_buf = vec![0u32; 4096];
+        let counts: &mut [u32; 4096] = counts_buf.as_mut_slice().try_into().expect("4096");
+        let mut abs = 0u128;
+        // sign words mirrored into the rows of the current kb: words jb0 .. jb1 of each row
+        let mut mirror_p = [[0u64; J_BLOCKS_PER_TASK]; 64];
+        let mut mirror_n = [[0u64; J_BLOCKS_PER_TASK]; 64];
+        for kb in kb0..kb1 {
+            let (k0, kn) = (kb * 64, (self.cols - kb * 64).min(64));
+            for jb in jb0..jb1.min(kb + 1) {
+                let (mut up, mut un) = ([0u64; 64], [0u64; 64]);
+                abs += self.block(jb, kb, counts, &mut up, &mut un);
+                if let Some(out) = &self.out_n {
+                    self.write_counts(out, jb, kb, counts);
                 }
-                // mirrored words jb0 .. min(jb1, kb) of the rows of kb, one contiguous run per row
-                let m = jb1.min(kb) - jb0.min(kb);
-                if want_signs && m > 0 {
-                    for kk in 0..kn {
-                        // SAFETY: mirror sign words of blocks (jb, kb), jb < kb, owned by this task
-                        unsafe {
-                            out_pos.write_slice((k0 + kk) * nb + jb0, &mirror_p[kk][..m]);
-                            out_neg.write_slice((k0 + kk) * nb + jb0, &mirror_n[kk][..m]);
+                if self.fpad.is_some() {
+                    // afterwards up/un hold the transposed block: the mirrored words
+                    self.write_upper_signs(jb, kb, &mut up, &mut un);
+                    if jb != kb {
+                        for kk in 0..kn {
+                            mirror_p[kk][jb - jb0] = up[kk];
+                            mirror_n[kk][jb - jb0] = un[kk];
                         }
                     }
                 }
             }
-            abs
-        })
-        .sum();
-    PairPass { coact, abs_upper, pos, neg }
+            // the mirrored words of blocks jb < kb: one contiguous run per row (a cache line)
+            let m = jb1.min(kb) - jb0.min(kb);
+            if self.fpad.is_some() && m > 0 {
+                for kk in 0..kn {
+                    let at = (k0 + kk) * self.nb + jb0;
+                    // SAFETY: mirror sign words of blocks (jb, kb), jb < kb, owned by this task
+                    unsafe {
+                        if m == J_BLOCKS_PER_TASK {
+                            self.out_pos.write_array(at, &mirror_p[kk]);
+                            self.out_neg.write_array(at, &mirror_n[kk]);
+                        } else {
+                            self.out_pos.write_slice(at, &mirror_p[kk][..m]);
+                            self.out_neg.write_slice(at, &mirror_n[kk][..m]);
+                        }
+                    }
+                }
+            }
+        }
+        abs
+    }
+
+    /// Counts of block `(jb, kb)` (when they are needed) and, with firing counts, its upper
+    /// triangle signs (`up`/`un`, bit `kk` of word `jj`) and `Σ |d|`.
+    fn block(
+        &self,
+        jb: usize,
+        kb: usize,
+        counts: &mut [u32; 4096],
+        up: &mut [u64; 64],
+        un: &mut [u64; 64],
+    ) -> u128 {
+        let b = self.b;
+        let s = self.fpad.as_ref().map(|f| SignBlock {
+            counts: &[],
+            cj: &f[jb * 64..jb * 64 + 64],
+            ck: &f[kb * 64..kb * 64 + 64],
+            n: self.n as u64,
+            diag: jb == kb,
+        });
+        if let (Some(p), Some(s), true) = (&self.panels, &s, self.fused) {
+            let c = self.out_n.is_some().then_some(counts);
+            return simd::panel_block_fused(b, &panel_block(p, jb, kb), s, c, up, un) as u128;
+        }
+        match &self.panels {
+            Some(p) => simd::panel_block_counts(b, &panel_block(p, jb, kb), counts),
+            None => {
+                let (words, wpc) = (self.h.words(), self.h.words_per_col());
+                simd::column_block_counts(b, words, wpc, self.cols, jb, kb, counts)
+            }
+        }
+        match s {
+            Some(s) => simd::sign_block(
+                b,
+                &SignBlock {
+                    counts: &counts[..],
+                    ..s
+                },
+                up,
+                un,
+            ),
+            None => 0,
+        }
+    }
+
+    /// The block's counts into the full matrix, and their mirror.
+    fn write_counts(&self, out: &SharedMut<u32>, jb: usize, kb: usize, counts: &[u32; 4096]) {
+        let (j0, k0, cols) = (jb * 64, kb * 64, self.cols);
+        let (jn, kn) = ((cols - j0).min(64), (cols - k0).min(64));
+        for jj in 0..jn {
+            // SAFETY: region owned by this block (see `Pass`)
+            unsafe { out.write_slice((j0 + jj) * cols + k0, &counts[jj * 64..jj * 64 + kn]) };
+        }
+        if jb != kb {
+            let mut col = [0u32; 64];
+            for kk in 0..kn {
+                for (jj, c) in col.iter_mut().enumerate().take(jn) {
+                    *c = counts[jj * 64 + kk];
+                }
+                // SAFETY: mirror region owned by this block
+                unsafe { out.write_slice((k0 + kk) * cols + j0, &col[..jn]) };
+            }
+        }
+    }
+
+    /// Writes the sign words (rows of `jb`, word `kb`), then transposes `up`/`un` in place into
+    /// the mirrored words (row `kk` of `kb`, word `jb`). A diagonal block holds both triangles in
+    /// its own words.
+    fn write_upper_signs(&self, jb: usize, kb: usize, up: &mut [u64; 64], un: &mut [u64; 64]) {
+        let (j0, nb) = (jb * 64, self.nb);
+        let jn = (self.cols - j0).min(64);
+        if jb == kb {
+            let (mut tp, mut tn) = (*up, *un);
+            simd::transpose64(self.b, &mut tp);
+            simd::transpose64(self.b, &mut tn);
+            for jj in 0..jn {
+                // SAFETY: sign words owned by this block (see `Pass`)
+                unsafe {
+                    self.out_pos
+                        .write_array((j0 + jj) * nb + kb, &[up[jj] | tp[jj]]);
+                    self.out_neg
+                        .write_array((j0 + jj) * nb + kb, &[un[jj] | tn[jj]]);
+                }
+            }
+            return;
+        }
+        for jj in 0..jn {
+            // SAFETY: sign words owned by this block (see `Pass`)
+            unsafe {
+                self.out_pos.write_array((j0 + jj) * nb + kb, &[up[jj]]);
+                self.out_neg.write_array((j0 + jj) * nb + kb, &[un[jj]]);
+            }
+        }
+        simd::transpose64(self.b, up);
+        simd::transpose64(self.b, un);
+    }
 }
 
 /// Full symmetric `cols x cols` matrix (row-major) of co-activation counts
@@ -239,5 +310,7 @@ pub fn coactivation_counts(h: &PackedColumns) -> Vec<u32> {
 
 #[doc(hidden)]
 pub fn coactivation_counts_with(b: Backend, h: &PackedColumns) -> Vec<u32> {
-    pair_pass(b.check(), h, None, true, None).coact.expect("requested")
+    pair_pass(b.check(), h, None, true, None)
+        .coact
+        .expect("requested")
 }

@@ -4,7 +4,8 @@
 
 use crate::coact::pair_pass;
 use crate::packed::{PackedColumns, PackedRows};
-use crate::simd::{self, Backend, SP_I, SP_K};
+use crate::sign_product::{TileSource, drive, sign_times_counts};
+use crate::simd::{Backend, Checked};
 use crate::{BitsError, Real};
 use rayon::prelude::*;
 
@@ -65,6 +66,17 @@ struct Computed {
     signs: SignMasks,
 }
 
+/// The unbiased estimator divides by `n - 1`.
+fn check_rows(n: usize) -> Result<(), BitsError> {
+    if n < 2 {
+        return Err(BitsError::TooFewRows {
+            n_rows: n,
+            needed: 2,
+        });
+    }
+    Ok(())
+}
+
 /// One fused pass: counts, exact signs of `n N_jk - c_j c_k`, and
 /// `D = 2 Σ_{j<k} |n N_jk - c_j c_k| / (n (n-1))`, the sum taken exactly in integers.
 fn compute(
@@ -75,12 +87,7 @@ fn compute(
 ) -> Result<Computed, BitsError> {
     let b = b.check();
     let (n, cols) = (h.n_rows(), h.n_cols());
-    if n < 2 {
-        return Err(BitsError::TooFewRows {
-            n_rows: n,
-            needed: 2,
-        });
-    }
+    check_rows(n)?;
     let firing = h.col_popcounts_with(b);
     let pass = pair_pass(b, h, Some(&firing), want_coact, reuse);
     let denom = (n as u128 * (n as u128 - 1)) as f64;
@@ -182,7 +189,13 @@ impl CovarianceTerm {
     #[doc(hidden)]
     pub fn from_columns_with(b: Backend, h: &PackedColumns) -> Result<Self, BitsError> {
         let c = compute(b, h, false, None)?;
-        Ok(CovarianceTerm { n_rows: c.n, n_cols: c.cols, firing: c.firing, term: c.term, signs: c.signs })
+        Ok(CovarianceTerm {
+            n_rows: c.n,
+            n_cols: c.cols,
+            firing: c.firing,
+            term: c.term,
+            signs: c.signs,
+        })
     }
 
     /// Recomputes everything for a new batch `h`, reusing the sign-mask buffers (at 8192 columns
@@ -193,10 +206,26 @@ impl CovarianceTerm {
 
     #[doc(hidden)]
     pub fn update_with(&mut self, b: Backend, h: &PackedColumns) -> Result<(), BitsError> {
-        let empty = SignMasks { pos: PackedRows::zeros(0, 0), neg: PackedRows::zeros(0, 0) };
+        // fail before taking the buffers, so an error leaves `self` untouched
+        check_rows(h.n_rows())?;
+        let empty = SignMasks {
+            pos: PackedRows::zeros(0, 0),
+            neg: PackedRows::zeros(0, 0),
+        };
         let old = std::mem::replace(&mut self.signs, empty);
-        let c = compute(b, h, false, Some((old.pos.into_words(), old.neg.into_words())))?;
-        *self = CovarianceTerm { n_rows: c.n, n_cols: c.cols, firing: c.firing, term: c.term, signs: c.signs };
+        let c = compute(
+            b,
+            h,
+            false,
+            Some((old.pos.into_words(), old.neg.into_words())),
+        )?;
+        *self = CovarianceTerm {
+            n_rows: c.n,
+            n_cols: c.cols,
+            firing: c.firing,
+            term: c.term,
+            signs: c.signs,
+        };
         Ok(())
     }
 
@@ -238,226 +267,68 @@ fn add_grad<T: Real>(
     out: &mut [T],
 ) {
     let cols = firing.len();
-    assert_eq!((rows.n_rows(), rows.n_cols()), (n, cols), "rows must be the n x cols codes the statistics came from");
-    assert_eq!(out.len(), n * cols, "out must be n x cols");
-    debug_assert_eq!(crate::firing::firing_counts_rows(rows), firing, "rows differ from the analysed codes");
-    let q = sign_times_counts(b, firing, signs);
-    let scale = weight * 2.0 / (n as f64 * (n as f64 - 1.0));
-    let plan = SignPlan::new(rows, firing, signs);
-    let n = n as i64;
-    // sign rows the plan skips are empty, so their q_k is 0 and so is the gradient
-    drive(b, rows, signs, &plan, out, |o, k, v| {
-        let g = scale * (n * v as i64 - q[k]) as f64;
-        *o = T::from_f64(o.to_f64() + g);
-    });
-}
-
-/// `q_k = Σ_j c_j S_jk` exactly: write `c` in binary as bit-plane rows `C_b` (bit `j` of plane `b`
-/// is bit `b` of `c_j`); then `q = Σ_b 2^b (C_b S)`, a sign product with only `log2(n)` rows.
-fn sign_times_counts(b: Backend, firing: &[u32], signs: &SignMasks) -> Vec<i64> {
-    let cols = firing.len();
-    let max = firing.iter().copied().max().unwrap_or(0);
-    let planes = (32 - max.leading_zeros()) as usize;
-    let mut c = PackedRows::zeros(planes, cols);
-    for (j, &f) in firing.iter().enumerate() {
-        for p in 0..planes {
-            if (f >> p) & 1 == 1 {
-                c.set(p, j, true);
-            }
-        }
-    }
-    let mut prod = vec![0i32; planes * cols];
-    // the planes are not a code matrix: no plan shortcuts, both popcounts for every sign row
-    drive(b, &c, signs, &SignPlan::dense(cols), &mut prod, |o, _, v| *o = v);
-    let mut q = vec![0i64; cols];
-    for (p, row) in prod.chunks(cols.max(1)).enumerate() {
-        for (q, &v) in q.iter_mut().zip(row) {
-            *q += (v as i64) << p;
-        }
-    }
-    q
-}
-
-/// `(H S)_ik = popcount(row_i AND pos_k) - popcount(row_i AND neg_k)`, `n x cols` row-major.
-/// `pos` and `neg` may be any `cols x cols` masks (overlapping ones are handled too).
-pub fn sign_product(rows: &PackedRows, signs: &SignMasks) -> Vec<i32> {
-    sign_product_with(Backend::detect(), rows, signs)
-}
-
-#[doc(hidden)]
-pub fn sign_product_with(b: Backend, rows: &PackedRows, signs: &SignMasks) -> Vec<i32> {
-    let b = b.check();
-    let mut out = vec![0i32; rows.n_rows() * rows.n_cols()];
-    let firing = crate::firing::firing_counts_rows_with(b, rows);
-    let plan = SignPlan::new(rows, &firing, signs);
-    // skipped sign rows are empty: their products are the 0 already there
-    drive(b, rows, signs, &plan, &mut out, |o, _, v| *o = v);
-    out
-}
-
-/// How each `(H S)_ik` is computed. Because `pos_k`, `neg_k` and the zero set `Z_k` partition the
-/// columns, `Σneg = L0_i - Σpos - ΣZ`, so `(H S)_ik = 2 Σ_{pos_k} h_ij - L0_i + Σ_{Z_k} h_ij`: one
-/// AND+popcount pass instead of two. `Z_k` of a covariance sign row is the diagonal, the constant
-/// columns (whose contribution is known: 0 or 1 for every row) and rare exactly uncorrelated
-/// pairs, so `Σ_{Z_k}` is a few bit lookups. Rows where that is not so use both popcounts.
-struct SignPlan {
-    /// one-popcount sign rows
-    sparse: Vec<usize>,
-    /// two-popcount sign rows
-    dense: Vec<usize>,
-    /// per sparse row k (indexed like `sparse`): number of always-1 columns in `Z_k`, and the
-    /// non-constant columns of `Z_k`
-    ones: Vec<i32>,
-    zeros: Vec<Vec<u32>>,
-    /// L0 of each code row
-    l0: Vec<i32>,
-}
-
-impl SignPlan {
-    /// Every sign row with both popcounts.
-    fn dense(cols: usize) -> Self {
-        SignPlan { sparse: Vec::new(), dense: (0..cols).collect(), ones: Vec::new(), zeros: Vec::new(), l0: Vec::new() }
-    }
-
-    fn new(rows: &PackedRows, firing: &[u32], signs: &SignMasks) -> Self {
-        let (n, cols, wpr) = (rows.n_rows(), rows.n_cols(), rows.words_per_row());
-        // constant columns of H, and the columns that exist
-        let mut constant = vec![0u64; wpr];
-        let mut always = vec![0u64; wpr];
-        let mut valid = vec![0u64; wpr];
-        for (j, &c) in firing.iter().enumerate() {
-            let bit = 1u64 << (j % 64);
-            valid[j / 64] |= bit;
-            if c == 0 || c as usize == n {
-                constant[j / 64] |= bit;
-            }
-            if c as usize == n {
-                always[j / 64] |= bit;
-            }
-        }
-        // a second popcount pass costs ~wpr/8 vector steps per pair; a lookup about one
-        let max_lookups = 2 + wpr / 8;
-        enum Class {
-            Empty,
-            Sparse(i32, Vec<u32>),
-            Dense,
-        }
-        let classes: Vec<Class> = (0..cols)
-            .into_par_iter()
-            .with_min_len(64)
-            .map(|k| {
-                let (p, q) = (signs.pos.row(k), signs.neg.row(k));
-                if p.iter().chain(q).all(|&w| w == 0) {
-                    return Class::Empty;
-                }
-                if p.iter().zip(q).any(|(&a, &b)| a & b != 0) {
-                    return Class::Dense;
-                }
-                let mut ones = 0i32;
-                let mut list = Vec::new();
-                for w in 0..wpr {
-                    let z = !(p[w] | q[w]) & valid[w];
-                    ones += (z & always[w]).count_ones() as i32;
-                    let mut rest = z & !constant[w];
-                    if rest.count_ones() as usize + list.len() > max_lookups {
-                        return Class::Dense;
-                    }
-                    while rest != 0 {
-                        list.push((w * 64) as u32 + rest.trailing_zeros());
-                        rest &= rest - 1;
-                    }
-                }
-                Class::Sparse(ones, list)
-            })
-            .collect();
-        let mut plan = SignPlan::dense(0);
-        for (k, c) in classes.into_iter().enumerate() {
-            match c {
-                Class::Empty => {}
-                Class::Dense => plan.dense.push(k),
-                Class::Sparse(ones, list) => {
-                    plan.sparse.push(k);
-                    plan.ones.push(ones);
-                    plan.zeros.push(list);
-                }
-            }
-        }
-        if !plan.sparse.is_empty() {
-            plan.l0 = rows.row_popcounts().into_iter().map(|v| v as i32).collect();
-        }
-        plan
-    }
-}
-
-/// Sign rows per cache block: with a task's code rows they stay in L2.
-const K_BLOCK: usize = 16 * SP_K;
-
-/// Computes `(H S)_ik` for the sign rows of `plan` and hands each to
-/// `emit(&mut out[i*cols + k], k, value)`. Parallel over chunks of rows (disjoint output rows);
-/// inside, blocked over sign rows so they stay in cache; the micro kernel does `SP_I` rows x
-/// `SP_K` sign rows at once.
-fn drive<O: Send>(
-    b: Backend,
-    rows: &PackedRows,
-    signs: &SignMasks,
-    plan: &SignPlan,
-    out: &mut [O],
-    emit: impl Fn(&mut O, usize, i32) + Sync,
-) {
-    let (n, cols, wpr) = (rows.n_rows(), rows.n_cols(), rows.words_per_row());
     assert_eq!(
-        (signs.pos.n_rows(), signs.pos.n_cols(), signs.neg.n_rows(), signs.neg.n_cols()),
-        (cols, cols, cols, cols),
-        "sign masks must be cols x cols"
+        (rows.n_rows(), rows.n_cols()),
+        (n, cols),
+        "rows must be the n x cols codes the statistics came from"
     );
-    assert_eq!(out.len(), n * cols);
-    if n == 0 || cols == 0 {
-        return;
-    }
-    let zero = vec![0u64; wpr];
-    let threads = rayon::current_num_threads();
-    let rows_per_task = n.div_ceil(threads * 4).clamp(SP_I, 64).next_multiple_of(SP_I);
-    out.par_chunks_mut(rows_per_task * cols).enumerate().for_each(|(t, chunk)| {
-        let i0 = t * rows_per_task;
-        let ni = chunk.len() / cols;
-        for (list, sparse) in [(&plan.sparse, true), (&plan.dense, false)] {
-            for kblock in (0..list.len()).step_by(K_BLOCK) {
-                let kend = (kblock + K_BLOCK).min(list.len());
-                for ig in (0..ni).step_by(SP_I) {
-                    let r: [&[u64]; SP_I] =
-                        std::array::from_fn(|d| if ig + d < ni { rows.row(i0 + ig + d) } else { &zero[..] });
-                    for kg in (kblock..kend).step_by(SP_K) {
-                        let p: [&[u64]; SP_K] = std::array::from_fn(|e| pick(&signs.pos, list, kg + e, kend, &zero));
-                        let v = if sparse {
-                            simd::sign_micro(b, &r, &p, None)
-                        } else {
-                            let q: [&[u64]; SP_K] = std::array::from_fn(|e| pick(&signs.neg, list, kg + e, kend, &zero));
-                            simd::sign_micro(b, &r, &p, Some(&q))
-                        };
-                        for (d, v) in v.iter().enumerate().take(ni - ig) {
-                            let i = i0 + ig + d;
-                            let orow = &mut chunk[(ig + d) * cols..(ig + d + 1) * cols];
-                            for (e, &v) in v.iter().enumerate().take(kend - kg) {
-                                let k = list[kg + e];
-                                let v = if sparse {
-                                    let row = r[d];
-                                    let z: i32 = plan.zeros[kg + e].iter().map(|&j| ((row[j as usize / 64] >> (j % 64)) & 1) as i32).sum();
-                                    2 * v - plan.l0[i] + plan.ones[kg + e] + z
-                                } else {
-                                    v
-                                };
-                                emit(&mut orow[k], k, v);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    assert_eq!(out.len(), n * cols, "out must be n x cols");
+    debug_assert_eq!(
+        crate::firing::firing_counts_rows(rows),
+        firing,
+        "rows differ from the analysed codes"
+    );
+    // the sign rows in kernel layout, built once for both products
+    let main = TileSource::new(b, &signs.pos);
+    let q = sign_times_counts(b, firing, signs, &main);
+    let scale = weight * 2.0 / (n as f64 * (n as f64 - 1.0));
+    // n*v and q are integers below 2^53, so this f64 difference is the exact integer (and
+    // converts from i32 in packed form, unlike an i64)
+    let nf = n as f64;
+    let qf: Vec<f64> = q.iter().map(|&v| v as f64).collect();
+    let c = Checked(b); // callers pass a checked back end
+    drive(b, rows, firing, signs, &main, out, |o, k0, v| {
+        T::add_scaled(o, v, &qf[k0..], nf, scale, c)
     });
 }
 
-/// Sign row `list[idx]` of `m`, or the zero row past the end of the block.
-#[inline]
-fn pick<'s>(m: &'s PackedRows, list: &[usize], idx: usize, end: usize, zero: &'s [u64]) -> &'s [u64] {
-    if idx < end { m.row(list[idx]) } else { zero }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random bits.
+    fn bits(seed: u64, n: usize, cols: usize, density_per_col: impl Fn(usize) -> u64) -> Vec<f64> {
+        let mut s = seed | 1;
+        (0..n * cols)
+            .map(|x| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s % 100) < density_per_col(x % cols)) as u8 as f64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn update_reuses_buffers_and_matches_fresh() {
+        let (n, cols) = (64, 130);
+        let a =
+            PackedRows::from_dense01(&bits(11, n, cols, |j| (j % 90) as u64), n, cols).to_columns();
+        let b = PackedRows::from_dense01(&bits(12, n + 3, cols, |j| (j % 70) as u64), n + 3, cols)
+            .to_columns();
+        let mut t = CovarianceTerm::from_columns(&a).unwrap();
+        t.update(&b).unwrap();
+        let fresh = CovarianceTerm::from_columns(&b).unwrap();
+        assert_eq!(
+            (t.n_rows, t.term, &t.signs, &t.firing),
+            (fresh.n_rows, fresh.term, &fresh.signs, &fresh.firing)
+        );
+        let before = (t.term, t.signs.clone());
+        assert!(t.update(&PackedColumns::zeros(1, cols)).is_err());
+        assert_eq!(
+            (t.term, t.signs.clone()),
+            before,
+            "an error leaves the value untouched"
+        );
+    }
 }

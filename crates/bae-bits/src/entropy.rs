@@ -47,3 +47,56 @@ pub fn entropy_grad_coeffs(rates: &[f64], n_rows: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        // constant features contribute -log2(1 + eps), not 0 (official formula)
+        let c = -(1.0 + ENTROPY_EPS).log2();
+        assert_eq!(bernoulli_entropy_bits(0.0), c);
+        assert_eq!(bernoulli_entropy_bits(1.0), c);
+        assert!((bernoulli_entropy_bits(0.5) - 1.0).abs() < 1e-9);
+        assert!((bernoulli_entropy_bits(0.25) - 0.811_278_124_459_132_9).abs() < 1e-9);
+        assert_eq!(
+            entropy_bits(&[0.5, 0.25]),
+            bernoulli_entropy_bits(0.5) + bernoulli_entropy_bits(0.25)
+        );
+        assert_eq!(
+            entropy_per_feature(&[0.0, 0.5]),
+            vec![c, bernoulli_entropy_bits(0.5)]
+        );
+    }
+
+    #[test]
+    fn threshold_quirk() {
+        assert_eq!(entropy_train_bits(&[0.0, 1.0, 0.0]), (0.0, false));
+        let (h, on) = entropy_train_bits(&[0.0, 0.5]);
+        assert!(on && h == bernoulli_entropy_bits(0.0) + bernoulli_entropy_bits(0.5));
+        assert_eq!(entropy_train_bits(&[]), (0.0, true));
+    }
+
+    #[test]
+    fn gradient_matches_finite_difference_and_is_finite_at_the_ends() {
+        let n = 10;
+        for &p in &[0.1, 0.3, 0.5, 0.85] {
+            let g = entropy_grad_coeffs(&[p], n)[0];
+            // one more 1 in a column raises p by 1/n: dH/dh ≈ (H(p + δ) - H(p - δ)) / (2 δ n)
+            let d = 1e-6;
+            let fd = (bernoulli_entropy_bits(p + d) - bernoulli_entropy_bits(p - d))
+                / (2.0 * d)
+                / n as f64;
+            assert!(
+                (g - fd).abs() < 1e-6 * fd.abs().max(1.0),
+                "p={p}: {g} vs {fd}"
+            );
+        }
+        let g0 = entropy_grad_coeffs(&[0.0, 1.0], 1);
+        assert!(
+            (g0[0] - 34.66).abs() < 0.05 && (g0[1] + 34.66).abs() < 0.05,
+            "{g0:?}"
+        );
+    }
+}

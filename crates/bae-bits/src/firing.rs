@@ -2,7 +2,7 @@
 
 use crate::packed::{PackedColumns, PackedRows};
 use crate::simd::{self, Backend};
-use crate::transpose::{load_block, transpose64};
+use crate::transpose::load_block;
 use rayon::prelude::*;
 
 /// Number of rows in which each column is 1.
@@ -30,8 +30,8 @@ fn rates_from_counts(counts: impl Iterator<Item = u64>, n: u64) -> Vec<f64> {
     counts.map(|c| c as f64 / n as f64).collect()
 }
 
-/// Firing counts straight from the row layout, without building the transposed matrix: each
-/// 64x64 block is bit-transposed in registers and its 64 column segments counted.
+/// Firing counts straight from the row layout, without building the transposed matrix (AVX-512:
+/// byte counters bumped through mask registers; portable: 64x64 block bit transposes).
 pub fn firing_counts_rows(h: &PackedRows) -> Vec<u32> {
     firing_counts_rows_with(Backend::detect(), h)
 }
@@ -45,12 +45,30 @@ pub fn firing_counts_rows_with(b: Backend, h: &PackedRows) -> Vec<u32> {
         return counts;
     }
     let words = h.words();
+    if b == Backend::Avx512 {
+        // row ranges in parallel, each with its own totals, summed at the end
+        let rows_per_task = n.div_ceil(4 * rayon::current_num_threads()).max(1024);
+        let total = words
+            .par_chunks(rows_per_task * wpr)
+            .map(|chunk| {
+                let mut c = vec![0u32; wpr * 64];
+                simd::vertical_counts(b, chunk, wpr, &mut c);
+                c
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .expect("n > 0");
+        counts.copy_from_slice(&total[..cols]);
+        return counts;
+    }
     let n_rb = n.div_ceil(64);
     counts.par_chunks_mut(64).enumerate().for_each(|(cw, out)| {
         let mut block_counts = [0u32; 64];
         for rb in 0..n_rb {
             let mut a = load_block(words, n, wpr, rb, cw);
-            transpose64(&mut a);
+            simd::transpose64(b, &mut a);
             simd::count_majors(b, &a, 1, &mut block_counts);
             for (o, &c) in out.iter_mut().zip(&block_counts) {
                 *o += c;

@@ -11,24 +11,32 @@
 //! * Tail bits (beyond `cols` in a row, beyond `n` in a column) are always 0; every kernel relies
 //!   on it, and [`PackedRows::from_words`] / [`PackedColumns::from_words`] check it.
 //!
-//! Every statistic that can be exact is computed in integers (popcounts), and converted to floating
-//! point once at the end. The hot kernels have an AVX-512 (`VPOPCNTQ`) path chosen at run time and a
-//! portable fallback; both give identical results.
+//! Every statistic that can be exact is computed in integers (popcounts) and converted to floating
+//! point once at the end: signs of the covariance are exact (`sign(0) = 0` for exactly
+//! uncorrelated pairs), the term `D` is an exact integer sum divided once.
+//!
+//! For a training step use [`CovarianceTerm`] (term, signs, gradient; [`CovarianceTerm::update`]
+//! reuses its buffers); [`CovarianceStats`] adds the full `cols²` co-activation matrix.
+//!
+//! The hot kernels have an AVX-512 path (F/BW/VPOPCNTDQ, detected at run time, never assumed at
+//! compile time) and a portable one (plain Rust, with the `popcnt` instruction when present). All
+//! give bit-identical results; the hidden `*_with(Backend, ..)` functions pick one for tests and
+//! benches.
 
 mod coact;
 mod covariance;
 mod entropy;
 mod firing;
 mod packed;
+mod panel;
+mod sign_product;
 mod simd;
 mod transpose;
 
 pub use coact::coactivation_counts;
 #[doc(hidden)]
 pub use coact::coactivation_counts_with;
-#[doc(hidden)]
-pub use covariance::sign_product_with;
-pub use covariance::{CovarianceStats, CovarianceTerm, SignMasks, sign_product};
+pub use covariance::{CovarianceStats, CovarianceTerm, SignMasks};
 pub use entropy::{
     ENTROPY_EPS, bernoulli_entropy_bits, entropy_bits, entropy_grad_coeffs, entropy_per_feature,
     entropy_train_bits,
@@ -37,8 +45,11 @@ pub use firing::{FiringCounter, firing_counts, firing_counts_rows, firing_rates}
 #[doc(hidden)]
 pub use firing::{firing_counts_rows_with, firing_counts_with};
 pub use packed::{PackedColumns, PackedRows};
+pub use sign_product::sign_product;
 #[doc(hidden)]
-pub use simd::Backend;
+pub use sign_product::sign_product_with;
+#[doc(hidden)]
+pub use simd::{Backend, Checked};
 
 use std::fmt;
 
@@ -51,9 +62,25 @@ pub trait Real: Copy + Send + Sync + 'static + PartialOrd {
     /// Packs `1[src[j] > 0]` into `dst` (`dst.len() == ceil(src.len()/64)`, tail bits 0).
     /// Overridden for `f32`/`f64` with SIMD compares; the default is the portable loop.
     #[doc(hidden)]
-    fn pack_positive(src: &[Self], dst: &mut [u64], backend: Backend) {
+    fn pack_positive(src: &[Self], dst: &mut [u64], backend: Checked) {
         let _ = backend;
         packed::pack_with(src, dst, |v| v > Self::ZERO);
+    }
+
+    /// `out[l] = out[l] + scale * (nf * v[l] - q[l])`, evaluated in f64 (one rounding for the
+    /// product, one for the sum, one to `Self`). Overridden with AVX-512 for `f32`/`f64`, with
+    /// bit-identical results (no fused multiply-add).
+    #[doc(hidden)]
+    fn add_scaled(out: &mut [Self], v: &[i32], q: &[f64], nf: f64, scale: f64, backend: Checked) {
+        let _ = backend;
+        add_scaled_portable(out, v, q, nf, scale);
+    }
+}
+
+#[inline]
+fn add_scaled_portable<T: Real>(out: &mut [T], v: &[i32], q: &[f64], nf: f64, scale: f64) {
+    for ((o, &v), &q) in out.iter_mut().zip(v).zip(q) {
+        *o = T::from_f64(o.to_f64() + scale * (nf * v as f64 - q));
     }
 }
 
@@ -67,8 +94,13 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
-    fn pack_positive(src: &[Self], dst: &mut [u64], backend: Backend) {
-        simd::pack_positive_f32(backend, src, dst);
+    fn pack_positive(src: &[Self], dst: &mut [u64], backend: Checked) {
+        simd::pack_positive_f32(backend.0, src, dst);
+    }
+    fn add_scaled(out: &mut [Self], v: &[i32], q: &[f64], nf: f64, scale: f64, backend: Checked) {
+        if !simd::add_scaled_f32(backend.0, out, v, q, nf, scale) {
+            add_scaled_portable(out, v, q, nf, scale);
+        }
     }
 }
 
@@ -82,8 +114,13 @@ impl Real for f64 {
     fn to_f64(self) -> f64 {
         self
     }
-    fn pack_positive(src: &[Self], dst: &mut [u64], backend: Backend) {
-        simd::pack_positive_f64(backend, src, dst);
+    fn pack_positive(src: &[Self], dst: &mut [u64], backend: Checked) {
+        simd::pack_positive_f64(backend.0, src, dst);
+    }
+    fn add_scaled(out: &mut [Self], v: &[i32], q: &[f64], nf: f64, scale: f64, backend: Checked) {
+        if !simd::add_scaled_f64(backend.0, out, v, q, nf, scale) {
+            add_scaled_portable(out, v, q, nf, scale);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! word groups of `minor` bits each; `PackedRows` has major = rows, `PackedColumns` major = columns,
 //! and the transpose between them is one routine.
 
-use crate::simd::{self, Backend};
+use crate::simd::{self, Backend, Checked};
 use crate::transpose::transpose_bits;
 use crate::{BitsError, Real};
 use rayon::prelude::*;
@@ -60,7 +60,7 @@ impl Bits {
                 got: words.len(),
             });
         }
-        if minor % 64 != 0 {
+        if !minor.is_multiple_of(64) {
             let tail = !0u64 << (minor % 64);
             for m in 0..major {
                 let w = m * wpm + wpm - 1;
@@ -139,12 +139,12 @@ impl Bits {
         &self.words[m * self.wpm..(m + 1) * self.wpm]
     }
 
-    fn transpose(&self) -> Bits {
+    fn transpose(&self, b: Backend) -> Bits {
         Bits {
             major: self.minor,
             minor: self.major,
             wpm: self.major.div_ceil(64),
-            words: transpose_bits(&self.words, self.major, self.minor),
+            words: transpose_bits(b, &self.words, self.major, self.minor),
         }
     }
 
@@ -215,9 +215,9 @@ impl PackedRows {
         n_rows: usize,
         n_cols: usize,
     ) -> Self {
-        let b = b.check();
+        let c = Checked(b.check());
         PackedRows(Bits::pack(z, n_rows, n_cols, |s, d| {
-            T::pack_positive(s, d, b)
+            T::pack_positive(s, d, c)
         }))
     }
 
@@ -282,7 +282,12 @@ impl PackedRows {
 
     /// The same matrix packed by columns (64x64 block bit transposes, parallel).
     pub fn to_columns(&self) -> PackedColumns {
-        PackedColumns(self.0.transpose())
+        PackedColumns(self.0.transpose(Backend::detect()))
+    }
+
+    #[doc(hidden)]
+    pub fn to_columns_with(&self, b: Backend) -> PackedColumns {
+        PackedColumns(self.0.transpose(b.check()))
     }
 
     /// Bits set per row (L0 of each token).
@@ -353,7 +358,12 @@ impl PackedColumns {
 
     /// The same matrix packed by rows.
     pub fn to_rows(&self) -> PackedRows {
-        PackedRows(self.0.transpose())
+        PackedRows(self.0.transpose(Backend::detect()))
+    }
+
+    #[doc(hidden)]
+    pub fn to_rows_with(&self, b: Backend) -> PackedRows {
+        PackedRows(self.0.transpose(b.check()))
     }
 
     /// Bits set per column (firing counts).

@@ -1,5 +1,6 @@
 //! 64x64 bit-block transpose and the blocked transpose of a whole bit matrix.
 
+use crate::simd::{self, Backend};
 use rayon::prelude::*;
 
 /// Transposes a 64x64 bit block in place: afterwards bit `c` of `a[r]` is the old bit `r` of
@@ -44,7 +45,12 @@ pub(crate) fn load_block(
 /// Transposes an `n_major x n_minor` bit matrix (major index = word group, minor = bit) into the
 /// `n_minor x n_major` one. Parallel over groups of output rows (input word columns), each task
 /// reading whole cache lines of the input (8 adjacent word columns) per block row.
-pub(crate) fn transpose_bits(words: &[u64], n_major: usize, n_minor: usize) -> Vec<u64> {
+pub(crate) fn transpose_bits(
+    b: Backend,
+    words: &[u64],
+    n_major: usize,
+    n_minor: usize,
+) -> Vec<u64> {
     let wpm = n_minor.div_ceil(64);
     let wpm_out = n_major.div_ceil(64);
     let mut out = vec![0u64; n_minor * wpm_out];
@@ -66,7 +72,7 @@ pub(crate) fn transpose_bits(words: &[u64], n_major: usize, n_minor: usize) -> V
                         break;
                     }
                     let mut a = load_block(words, n_major, wpm, rb, cw);
-                    transpose64(&mut a);
+                    simd::transpose64(b, &mut a);
                     let first = dc * 64;
                     let last = (first + 64).min(n_out_rows);
                     for (t, &x) in a.iter().enumerate().take(last.saturating_sub(first)) {
@@ -94,12 +100,33 @@ mod tests {
         }
         let orig = a;
         transpose64(&mut a);
-        for r in 0..64 {
-            for c in 0..64 {
-                assert_eq!((a[r] >> c) & 1, (orig[c] >> r) & 1, "r={r} c={c}");
+        for (r, &row) in a.iter().enumerate() {
+            for (c, &col) in orig.iter().enumerate() {
+                assert_eq!((row >> c) & 1, (col >> r) & 1, "r={r} c={c}");
             }
         }
         transpose64(&mut a);
         assert_eq!(a, orig);
+    }
+
+    #[test]
+    fn every_backend_transposes_alike() {
+        let mut s = 0x1234_5678_9ABC_DEF1u64;
+        for _ in 0..20 {
+            let mut a = [0u64; 64];
+            for x in a.iter_mut() {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *x = s & (s >> 3); // sparser bits too
+            }
+            let mut want = a;
+            transpose64(&mut want);
+            for b in Backend::all_available() {
+                let mut got = a;
+                simd::transpose64(b, &mut got);
+                assert_eq!(got, want, "{b:?}");
+            }
+        }
     }
 }

@@ -41,6 +41,7 @@ fn tensor(st: &SafeTensors<'_>, name: &str) -> Tensor {
 #[track_caller]
 fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     let e = common::rel_err(got, want);
+    eprintln!("{what}: max rel err {e:.2e}");
     let all_zero = want.iter().all(|&v| v == 0.0);
     if all_zero {
         assert!(got.iter().all(|&v| v == 0.0), "{what}: expected all zeros");

@@ -14,7 +14,7 @@ const SIZES: &[usize] = &[1, 2, 63, 64, 65, 127, 128, 129, 300];
 fn assert_tails_zero(words: &[u64], groups: usize, bits: usize) {
     let wpg = bits.div_ceil(64);
     assert_eq!(words.len(), groups * wpg);
-    if bits % 64 != 0 {
+    if !bits.is_multiple_of(64) {
         let tail = !0u64 << (bits % 64);
         for g in 0..groups {
             assert_eq!(
@@ -77,6 +77,10 @@ fn round_trip_and_transpose_ragged() {
                 h.iter().map(|&v| v as f32).collect::<Vec<_>>()
             );
             assert_eq!(tc.to_rows(), rows, "transpose back n={n} cols={cols}");
+            for b in Backend::all_available() {
+                assert_eq!(rows.to_columns_with(b), tc, "{b:?} n={n} cols={cols}");
+                assert_eq!(tc.to_rows_with(b), rows, "{b:?} n={n} cols={cols}");
+            }
             for i in 0..n {
                 for j in 0..cols {
                     assert_eq!(tc.get(i, j), h[i * cols + j] == 1.0);

@@ -3,7 +3,7 @@
 //! a multi-threaded GEMM; bit statistics (firing rates, entropy, covariance) through `bae-bits`.
 
 use crate::{Arch, Estimator, Float, Params};
-use bae_bits::{CovarianceStats, PackedRows};
+use bae_bits::{CovarianceTerm, PackedRows};
 use rayon::prelude::*;
 
 /// Result of the forward pass on a batch of `n` rows.
@@ -54,8 +54,8 @@ pub struct Step<T> {
     pub losses: Losses,
     /// firing rate of each feature on this batch
     pub rates: Vec<f64>,
-    /// exact co-activation statistics (BAE with n >= 2)
-    pub cov: Option<CovarianceStats>,
+    /// exact covariance term, its sign masks and firing counts (BAE with n >= 2)
+    pub cov: Option<CovarianceTerm>,
     pub backward: Backward<T>,
 }
 
@@ -283,7 +283,7 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
                 });
             }
             if n >= 2 {
-                let stats = CovarianceStats::from_columns(&columns).expect("n >= 2");
+                let stats = CovarianceTerm::from_columns(&columns).expect("n >= 2");
                 losses.cov = stats.term;
                 if lambda_cov != 0.0 {
                     stats.add_covariance_grad(&fwd.codes, lambda_cov, &mut g);

@@ -2,7 +2,7 @@
 //! covariance term, dead / dense / inverted features by firing rate, and density by salience.
 
 use crate::data::RowSource;
-use bae_bits::{CovarianceStats, FiringCounter};
+use bae_bits::{CovarianceTerm, FiringCounter};
 use bae_ref::{Arch, Params};
 use serde::Serialize;
 use std::ops::Range;
@@ -85,7 +85,7 @@ pub fn evaluate(
                 let len = cov_batch.min(m - sub);
                 if len == cov_batch || (len >= 2 && cov_batches == 0) {
                     let cols = f.codes.slice_rows(sub, len).to_columns();
-                    cov_sum += CovarianceStats::from_columns(&cols)
+                    cov_sum += CovarianceTerm::from_columns(&cols)
                         .map_err(|e| e.to_string())?
                         .term;
                     cov_batches += 1;

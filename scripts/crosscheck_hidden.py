@@ -18,11 +18,13 @@ import argparse
 import os
 import sys
 
-import numpy as np
-import torch
-from safetensors import safe_open
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.utils import logging as hf_logging
+os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a progress bar
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from safetensors import safe_open  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
 
 
 def main() -> int:
@@ -60,8 +62,8 @@ def main() -> int:
         rel = np.linalg.norm(ref - ours, axis=1) / np.linalg.norm(ref, axis=1)
         norms = np.linalg.norm(ref, axis=1)
         print(
-            f"block {b:2d}: cosine min {cos.min():.6f} mean {cos.mean():.6f} "
-            f"(positions >= 2: min {cos[2:].min():.6f}); relative error max {rel.max():.2e}; "
+            f"block {b:2d}: cosine min {cos.min():.7f} mean {cos.mean():.7f} "
+            f"(positions >= 2: min {cos[2:].min():.7f}); relative error max {rel.max():.2e}; "
             f"norm pos0 {norms[0]:.0f}, median {np.median(norms):.1f}"
         )
         ok &= bool(cos.min() >= args.min_cos)

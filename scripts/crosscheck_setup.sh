@@ -16,6 +16,6 @@ fi
 echo "crosscheck venv: creating $VENV"
 python3 -m venv "$VENV"
 "$PY" -m pip install --quiet --upgrade pip
-echo "crosscheck venv: installing torch, transformers, gguf, numpy, safetensors (large download)"
+echo "crosscheck venv: installing torch, transformers, accelerate, gguf, numpy, safetensors (large download)"
 "$PY" -m pip install --quiet torch transformers accelerate gguf numpy safetensors
-"$PY" -c "import torch, transformers, gguf; print('crosscheck venv: ok, torch', torch.__version__, 'transformers', transformers.__version__, 'gguf', gguf.__version__ if hasattr(gguf, '__version__') else '?')"
+"$PY" -c "from importlib.metadata import version as v; print('crosscheck venv: ok:', ', '.join(p + ' ' + v(p) for p in ['torch', 'transformers', 'accelerate', 'gguf']))"

@@ -28,7 +28,10 @@ fn main() {
                 "{} tokens run in {:.1} s = {:.0} tokens/s; {} sink rows dropped; complete: {}",
                 s.tokens_run, s.seconds, s.tokens_per_s, s.dropped_sink_rows, s.complete
             );
-            println!("{}", serde_json::to_string_pretty(&s).expect("summary serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s).expect("summary serialises")
+            );
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -13,19 +13,18 @@
 //! text position, and a shard always ends on a batch boundary: re-running with the same
 //! arguments redoes exactly the batches that follow the last complete shard.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::corpus::{DocStream, list_files, safe_chunks};
+use crate::corpus::{DocStream, list_files};
 use crate::error::{LlmError, Result};
 use crate::gguf::Gguf;
 use crate::model::{LoadOptions, Model};
+use crate::pipeline::{BlockOut, Run, Stats};
 use crate::shards::{
-    Manifest, OutDtype, RunSettings, ShardBuffer, ShardEntry, TextPos, median, shard_name,
-    write_file,
+    Manifest, OutDtype, RunSettings, ShardBuffer, check_settings, prepare_dir, remove_stale_files,
 };
 use crate::tokenizer::Tokenizer;
 
@@ -35,7 +34,7 @@ pub const OUTLIER_FACTOR: f32 = 10.0;
 /// Leading positions of each window dropped unless --keep-sink.
 pub const SINK_POSITIONS: usize = 2;
 /// Documents larger than this are tokenised in pieces (see `corpus::safe_chunks`).
-const TOKENIZE_CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const TOKENIZE_CHUNK_BYTES: usize = 1 << 20;
 
 /// Options of `bae extract` (and of the `extract` example).
 #[derive(Debug, Clone, clap::Args)]
@@ -64,7 +63,7 @@ pub struct ExtractArgs {
     /// Maximum rows per shard file
     #[arg(long, default_value_t = 65_536)]
     pub shard_rows: usize,
-    /// Output folder; each block goes to OUT/block<B>/
+    /// Output folder; each block goes to OUT/block{B}/
     #[arg(long, default_value = "data/activations")]
     pub out: PathBuf,
     /// Windows per forward pass
@@ -124,25 +123,6 @@ pub struct ExtractSummary {
     pub tokens_per_s: f64,
 }
 
-/// A window of one document waiting for a forward pass.
-struct Window {
-    doc: usize,
-    /// Token ids of the window (at most `window`, fewer at the end of a document).
-    ids: Vec<u32>,
-    /// Candidate rows to keep: positions skip..skip + keep.
-    keep: usize,
-    /// Text position after the last token this window consumes.
-    end: TextPos,
-}
-
-/// Per-block output state.
-struct BlockOut {
-    block: usize,
-    dir: PathBuf,
-    manifest: Manifest,
-    buf: ShardBuffer,
-}
-
 /// Runs (or resumes) an extraction; see the module docs.
 pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
     validate(args)?;
@@ -167,7 +147,6 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
     let tokenizer = Tokenizer::from_gguf(&gguf)?;
     let files = list_files(&args.text)?;
 
-    let skip = if args.keep_sink { 0 } else { SINK_POSITIONS };
     // A batch must fit in one shard so that shards end on batch boundaries.
     let batch = args.batch.min(args.shard_rows / args.window).max(1);
     let model_name = file_name(&args.model);
@@ -180,12 +159,24 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
         shard_rows: args.shard_rows,
         batch,
     };
-    let tokenizer_desc = format!(
-        "byte-level BPE from {model_name} metadata, llama.cpp smollm pre-tokenizer, {} tokens",
-        tokenizer.vocab_size()
-    );
-
-    // Output folders and any earlier progress.
+    let fresh = |block: usize| Manifest {
+        model: model_name.clone(),
+        block,
+        d: cfg.d_model,
+        dtype: args.dtype,
+        window: args.window,
+        tokens_total: 0,
+        shards: Vec::new(),
+        complete: false,
+        exhausted: false,
+        tokens_budget: args.tokens,
+        docs: Vec::new(),
+        tokenizer: format!(
+            "byte-level BPE from {model_name} metadata, llama.cpp smollm pre-tokenizer, {} tokens",
+            tokenizer.vocab_size()
+        ),
+        settings: settings.clone(),
+    };
     let mut outs = Vec::with_capacity(blocks.len());
     for &block in &blocks {
         let dir = args.out.join(format!("block{block}"));
@@ -195,38 +186,70 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
                 check_settings(&dir, &m.settings, &settings)?;
                 m
             }
-            None => Manifest {
-                model: model_name.clone(),
-                block,
-                d: cfg.d_model,
-                dtype: args.dtype,
-                window: args.window,
-                tokens_total: 0,
-                shards: Vec::new(),
-                complete: false,
-                exhausted: false,
-                tokens_budget: args.tokens,
-                docs: Vec::new(),
-                tokenizer: tokenizer_desc.clone(),
-                settings: settings.clone(),
-            },
+            None => fresh(block),
         };
+        let buf = ShardBuffer::new(args.dtype, cfg.d_model);
         outs.push(BlockOut {
             block,
             dir,
-            buf: ShardBuffer::new(args.dtype, cfg.d_model),
             manifest,
+            buf,
         });
     }
-    // Resume after the last shard that every block has (a kill between two manifest writes
-    // can leave one block a shard ahead; that shard is simply redone).
+    let resumed = align_manifests(&mut outs)?;
+    let last = outs[0].manifest.shards.last();
+    let start = last.map(|s| s.end).unwrap_or_default();
+    let candidates = last.map_or(0, |s| s.candidates_end);
+    let all_complete = outs.iter().all(|o| o.manifest.complete);
+    let exhausted = all_complete && outs[0].manifest.exhausted;
+    if all_complete && (exhausted || candidates >= args.tokens) {
+        let stats = Stats {
+            candidates,
+            ..Stats::default()
+        };
+        return Ok(summary(args, &outs, cfg.d_model, stats, resumed));
+    }
+
+    let deepest = blocks[blocks.len() - 1];
+    let opts = LoadOptions {
+        n_layers: Some(deepest + 1),
+        head: false,
+    };
+    let model = Model::from_gguf(&mut gguf, opts)?;
+    let started = Instant::now();
+    let mut run = Run {
+        args,
+        model: &model,
+        blocks: &blocks,
+        skip: if args.keep_sink { 0 } else { SINK_POSITIONS },
+        batch,
+        pad_id: tokenizer.eos_id.unwrap_or(0),
+        outs,
+        pending: Vec::with_capacity(batch),
+        shard_candidates: 0,
+        last_end: start,
+        docs: Vec::new(),
+        stats: Stats {
+            candidates,
+            ..Stats::default()
+        },
+        progress: progress_bar(args, candidates),
+    };
+    run.stream(&tokenizer, DocStream::new(files), start)?;
+    run.stats.seconds = started.elapsed().as_secs_f64();
+    Ok(summary(args, &run.outs, cfg.d_model, run.stats, resumed))
+}
+
+/// Makes all blocks resume from the same shard: the last one every block has (a kill between
+/// two manifest writes can leave one block a shard ahead; that shard is simply redone).
+/// Removes leftovers of killed runs. Returns the number of shards kept.
+fn align_manifests(outs: &mut [BlockOut]) -> Result<usize> {
     let k = outs
         .iter()
         .map(|o| o.manifest.shards.len())
         .min()
         .unwrap_or(0);
-    let mut all_done = true;
-    for o in &mut outs {
+    for o in outs.iter_mut() {
         if o.manifest.shards.len() > k {
             o.manifest.shards.truncate(k);
             o.manifest.complete = false;
@@ -234,329 +257,18 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
         }
         o.manifest.tokens_total = o.manifest.shards.iter().map(|s| s.rows as u64).sum();
         remove_stale_files(&o.dir, &o.manifest)?;
-        all_done &= o.manifest.complete;
     }
-    let first = &outs[0].manifest;
-    let start = first.shards.last().map(|s| s.end).unwrap_or_default();
-    let mut candidates = first.shards.last().map_or(0, |s| s.candidates_end);
-    let exhausted = first.exhausted && all_done;
-    if all_done && (exhausted || candidates >= args.tokens) {
-        return Ok(summary(
-            args,
-            &outs,
-            cfg.d_model,
-            candidates,
-            Stats::default(),
-            k,
-            all_done,
-            exhausted,
-        ));
-    }
-
-    let model = Model::from_gguf(
-        &mut gguf,
-        LoadOptions {
-            n_layers: Some(blocks[blocks.len() - 1] + 1),
-            head: false,
-        },
-    )?;
-    let pad_id = tokenizer.eos_id.unwrap_or(0);
-
-    let started = Instant::now();
-    let pb = progress_bar(args, candidates);
-    let mut stats = Stats::default();
-    let mut stream = DocStream::new(files);
-    let mut docs: Vec<String> = Vec::new();
-    // Skip the documents that earlier runs finished.
-    while docs.len() < start.doc {
-        match stream.next_doc()? {
-            Some(d) => docs.push(d.name),
-            None => break,
-        }
-    }
-    let mut pending: Vec<Window> = Vec::with_capacity(batch);
-    let mut shard_candidates = 0usize;
-    let mut last_end = start;
-    let mut exhausted = false;
-    let mut offset = start.token;
-    'docs: loop {
-        if candidates >= args.tokens {
-            break;
-        }
-        let Some(doc) = stream.next_doc()? else {
-            exhausted = true;
-            break;
-        };
-        let doc_id = docs.len();
-        docs.push(doc.name);
-        let mut ids = Vec::new();
-        for chunk in safe_chunks(&doc.text, TOKENIZE_CHUNK_BYTES) {
-            ids.extend(tokenizer.encode(chunk));
-        }
-        drop(doc.text);
-        let mut pos = offset;
-        offset = 0;
-        while pos < ids.len() {
-            let end = (pos + args.window).min(ids.len());
-            let available = (end - pos).saturating_sub(skip);
-            let keep = available.min((args.tokens - candidates) as usize);
-            if keep == 0 {
-                break; // too short after the position rule: the rest of the document is unused
-            }
-            // The window consumes through its last kept position.
-            let consumed = if keep < available {
-                pos + skip + keep
-            } else {
-                end
-            };
-            let end_pos = if consumed >= ids.len() {
-                TextPos {
-                    doc: doc_id + 1,
-                    token: 0,
-                }
-            } else {
-                TextPos {
-                    doc: doc_id,
-                    token: consumed,
-                }
-            };
-            pending.push(Window {
-                doc: doc_id,
-                ids: ids[pos..end].to_vec(),
-                keep,
-                end: end_pos,
-            });
-            candidates += keep as u64;
-            stats.dropped_sink += (end - pos).min(skip) as u64;
-            pos = end;
-            if pending.len() == batch {
-                run_batch(
-                    &model,
-                    &mut outs,
-                    &mut pending,
-                    &mut shard_candidates,
-                    &mut last_end,
-                    &blocks,
-                    args,
-                    skip,
-                    pad_id,
-                    &docs,
-                    &mut stats,
-                )?;
-                pb.set_position(candidates);
-            }
-            if candidates >= args.tokens {
-                break 'docs;
-            }
-        }
-    }
-    if !pending.is_empty() {
-        run_batch(
-            &model,
-            &mut outs,
-            &mut pending,
-            &mut shard_candidates,
-            &mut last_end,
-            &blocks,
-            args,
-            skip,
-            pad_id,
-            &docs,
-            &mut stats,
-        )?;
-    }
-    pb.set_position(candidates);
-    pb.finish_and_clear();
-    if candidates == 0 && exhausted {
-        let src: Vec<String> = args.text.iter().map(|p| p.display().to_string()).collect();
-        return Err(LlmError::Input(format!(
-            "empty text: no window of more than {skip} tokens in {}",
-            src.join(", ")
-        )));
-    }
-    // Final (possibly short) shard, then mark complete.
-    flush(
-        &mut outs,
-        shard_candidates,
-        last_end,
-        candidates,
-        args,
-        &docs,
-        true,
-        exhausted,
-    )?;
-    stats.seconds = started.elapsed().as_secs_f64();
-    Ok(summary(
-        args,
-        &outs,
-        cfg.d_model,
-        candidates,
-        stats,
-        k,
-        true,
-        exhausted,
-    ))
+    Ok(k)
 }
 
-#[derive(Default)]
-struct Stats {
-    tokens_run: u64,
-    dropped_sink: u64,
-    seconds: f64,
-}
-
-/// Runs the pending windows through the model and appends their rows to the shard buffers,
-/// flushing the shards first if this batch would not fit.
-#[allow(clippy::too_many_arguments)]
-fn run_batch(
-    model: &Model,
-    outs: &mut [BlockOut],
-    pending: &mut Vec<Window>,
-    shard_candidates: &mut usize,
-    last_end: &mut TextPos,
-    blocks: &[usize],
-    args: &ExtractArgs,
-    skip: usize,
-    pad_id: u32,
-    docs: &[String],
-    stats: &mut Stats,
-) -> Result<()> {
-    let batch_candidates: usize = pending.iter().map(|w| w.keep).sum();
-    if *shard_candidates > 0 && *shard_candidates + batch_candidates > args.shard_rows {
-        let cands_before = outs[0]
-            .manifest
-            .shards
-            .last()
-            .map_or(0, |s| s.candidates_end)
-            + *shard_candidates as u64;
-        flush(
-            outs,
-            *shard_candidates,
-            *last_end,
-            cands_before,
-            args,
-            docs,
-            false,
-            false,
-        )?;
-        *shard_candidates = 0;
-    }
-    let t = args.window;
-    let mut flat = Vec::with_capacity(pending.len() * t);
-    for w in pending.iter() {
-        flat.extend_from_slice(&w.ids);
-        flat.extend(std::iter::repeat_n(pad_id, t - w.ids.len()));
-        stats.tokens_run += w.ids.len() as u64;
-    }
-    let states = model.hidden_states(&flat, pending.len(), t, blocks)?;
-    let d = model.config().d_model;
-    for (o, st) in outs.iter_mut().zip(&states) {
-        let data: &[f32] = st;
-        // Candidate rows of this batch, with their norms.
-        let mut rows: Vec<(usize, usize, f32)> = Vec::with_capacity(batch_candidates); // (window, pos, norm)
-        for (wi, w) in pending.iter().enumerate() {
-            for p in skip..skip + w.keep {
-                let r = &data[(wi * t + p) * d..(wi * t + p + 1) * d];
-                let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
-                rows.push((wi, p, norm));
-            }
-        }
-        o.buf.norms.extend(rows.iter().map(|r| r.2));
-        let limit = if args.keep_sink {
-            f32::INFINITY
-        } else {
-            OUTLIER_FACTOR * median(&o.buf.norms)
-        };
-        for (wi, p, norm) in rows {
-            // `!(norm <= limit)` also drops NaN rows.
-            if !(norm <= limit) {
-                o.buf.dropped_outliers += 1;
-                continue;
-            }
-            let w = &pending[wi];
-            let r = &data[(wi * t + p) * d..(wi * t + p + 1) * d];
-            o.buf.push(r, w.ids[p], w.doc, p);
-        }
-    }
-    *shard_candidates += batch_candidates;
-    *last_end = pending.last().map(|w| w.end).unwrap_or(*last_end);
-    pending.clear();
-    Ok(())
-}
-
-/// Writes the buffered rows of every block as the next shard and rewrites the manifests.
-#[allow(clippy::too_many_arguments)]
-fn flush(
-    outs: &mut [BlockOut],
-    shard_candidates: usize,
-    end: TextPos,
-    candidates_end: u64,
-    args: &ExtractArgs,
-    docs: &[String],
-    finished: bool,
-    exhausted: bool,
-) -> Result<()> {
-    for o in outs.iter_mut() {
-        if shard_candidates > 0 {
-            let index = o.manifest.shards.len();
-            let file = shard_name(index);
-            let rows = o.buf.rows();
-            let entry = ShardEntry {
-                file: file.clone(),
-                rows,
-                first_doc: o.buf.doc_ids.first().map_or(-1, |&x| x as i64),
-                last_doc: o.buf.doc_ids.last().map_or(-1, |&x| x as i64),
-                end,
-                candidates_end,
-                dropped_outliers: o.buf.dropped_outliers,
-            };
-            let meta = shard_metadata(&o.manifest, o.block, args, index);
-            o.buf.flush(&o.dir.join(&file), meta)?;
-            o.manifest.shards.push(entry);
-            o.manifest.tokens_total += rows as u64;
-        }
-        o.manifest.docs = docs.to_vec();
-        o.manifest.tokens_budget = args.tokens;
-        o.manifest.complete = finished;
-        o.manifest.exhausted = exhausted;
-    }
-    // Manifests only after every block's shard is on disk.
-    for o in outs.iter() {
-        o.manifest.write(&o.dir)?;
-    }
-    Ok(())
-}
-
-fn shard_metadata(
-    m: &Manifest,
-    block: usize,
-    args: &ExtractArgs,
-    index: usize,
-) -> HashMap<String, String> {
-    HashMap::from([
-        ("model".to_string(), m.model.clone()),
-        ("block".to_string(), block.to_string()),
-        ("tokenizer".to_string(), m.tokenizer.clone()),
-        ("source".to_string(), m.settings.source.join(",")),
-        ("window".to_string(), args.window.to_string()),
-        ("dtype".to_string(), args.dtype.name().to_string()),
-        ("d".to_string(), m.d.to_string()),
-        ("keep_sink".to_string(), args.keep_sink.to_string()),
-        ("shard".to_string(), index.to_string()),
-    ])
-}
-
-#[allow(clippy::too_many_arguments)]
 fn summary(
     args: &ExtractArgs,
     outs: &[BlockOut],
     d: usize,
-    candidates: u64,
     stats: Stats,
     resumed: usize,
-    complete: bool,
-    exhausted: bool,
 ) -> ExtractSummary {
+    let m0 = &outs[0].manifest;
     ExtractSummary {
         out: args.out.clone(),
         blocks: outs
@@ -575,13 +287,13 @@ fn summary(
             })
             .collect(),
         d,
-        candidates_total: candidates,
+        candidates_total: stats.candidates,
         tokens_run: stats.tokens_run,
         dropped_sink_rows: stats.dropped_sink,
         resumed_shards: resumed,
-        complete,
-        exhausted,
-        docs: outs[0].manifest.docs.len(),
+        complete: m0.complete,
+        exhausted: m0.exhausted,
+        docs: m0.docs.len(),
         seconds: stats.seconds,
         tokens_per_s: if stats.seconds > 0.0 {
             stats.tokens_run as f64 / stats.seconds
@@ -628,58 +340,6 @@ fn file_name(p: &Path) -> String {
     )
 }
 
-/// Creates the block folder and proves it is writable.
-fn prepare_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| LlmError::io(dir, format!("cannot create output folder ({e})")))?;
-    let probe = dir.join(".write-probe");
-    write_file(&probe, b"ok")?;
-    std::fs::remove_file(&probe).map_err(|e| LlmError::io(&probe, e))?;
-    Ok(())
-}
-
-/// Removes temporary files and shard files that the manifest does not list (left by a kill).
-fn remove_stale_files(dir: &Path, m: &Manifest) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|e| LlmError::io(dir, e))?;
-    for entry in rd {
-        let path = entry.map_err(|e| LlmError::io(dir, e))?.path();
-        let name = file_name(&path);
-        let temp = name.starts_with('.') && name.ends_with(".tmp");
-        let stale_shard = name.starts_with("shard-")
-            && name.ends_with(".safetensors")
-            && !m.shards.iter().any(|s| s.file == name);
-        if temp || stale_shard {
-            std::fs::remove_file(&path).map_err(|e| LlmError::io(&path, e))?;
-        }
-    }
-    Ok(())
-}
-
-fn check_settings(dir: &Path, old: &RunSettings, new: &RunSettings) -> Result<()> {
-    if old == new {
-        return Ok(());
-    }
-    let diff = if old.model != new.model {
-        format!("model {} vs {}", old.model, new.model)
-    } else if old.source != new.source {
-        format!("text {:?} vs {:?}", old.source, new.source)
-    } else if old.window != new.window {
-        format!("window {} vs {}", old.window, new.window)
-    } else if old.dtype != new.dtype {
-        format!("dtype {} vs {}", old.dtype.name(), new.dtype.name())
-    } else if old.keep_sink != new.keep_sink {
-        format!("keep-sink {} vs {}", old.keep_sink, new.keep_sink)
-    } else if old.shard_rows != new.shard_rows {
-        format!("shard-rows {} vs {}", old.shard_rows, new.shard_rows)
-    } else {
-        format!("batch {} vs {}", old.batch, new.batch)
-    };
-    Err(LlmError::Input(format!(
-        "{}: holds an extraction with other settings ({diff}); use another --out or delete it",
-        Manifest::path(dir).display()
-    )))
-}
-
 fn progress_bar(args: &ExtractArgs, done: u64) -> indicatif::ProgressBar {
     if args.quiet {
         return indicatif::ProgressBar::hidden();
@@ -687,7 +347,7 @@ fn progress_bar(args: &ExtractArgs, done: u64) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(args.tokens);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} tokens {per_sec} ETA {eta}",
+            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} tokens, {per_sec:0}, ETA {eta}",
         )
         .expect("static template"),
     );

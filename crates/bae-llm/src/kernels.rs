@@ -26,9 +26,18 @@ impl<'a> MatRef<'a> {
         Self::general(data, rows, cols, row_stride, 1)
     }
 
-    pub fn general(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+    pub fn general(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
         let last = (rows.max(1) - 1) * row_stride + (cols.max(1) - 1) * col_stride;
-        assert!(rows == 0 || cols == 0 || last < data.len(), "matrix view out of bounds");
+        assert!(
+            rows == 0 || cols == 0 || last < data.len(),
+            "matrix view out of bounds"
+        );
         Self {
             data,
             rows,
@@ -60,22 +69,43 @@ pub fn matmul(
     accumulate: bool,
     threads: usize,
 ) {
+    let (m, n) = (lhs.rows, rhs.cols);
+    assert!(
+        m == 0 || n == 0 || (m - 1) * dst_stride + n <= dst.len(),
+        "destination too small"
+    );
+    // SAFETY: the assert keeps the m x n destination inside `dst`, which is borrowed mutably.
+    unsafe { matmul_raw(dst.as_mut_ptr(), dst_stride, lhs, rhs, accumulate, threads) }
+}
+
+/// [`matmul`] into a raw destination.
+///
+/// # Safety
+/// `dst` must be valid for reads and writes of elements `r * dst_stride + c` for `r < lhs.rows`,
+/// `c < rhs.cols`, and nothing else may access those elements during the call.
+pub unsafe fn matmul_raw(
+    dst: *mut f32,
+    dst_stride: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "inner dimensions differ");
-    assert!(m == 0 || (m - 1) * dst_stride + n <= dst.len(), "destination too small");
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every element gemm touches (rows < m, cols < n/k with the
-    // given strides) inside the three slices, and `dst` is borrowed mutably, so nothing aliases.
+    // SAFETY: MatRef's constructor checked that every element of lhs/rhs lies in its slice; the
+    // caller vouches for dst.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_stride as isize,
             accumulate,
@@ -124,18 +154,23 @@ pub fn rope_inplace(
     scale: f32,
 ) {
     let half = head_dim / 2;
-    buf.par_chunks_mut(row_stride).enumerate().for_each(|(r, row)| {
-        let pos = r % seq;
-        let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
-        for h in 0..n_heads {
-            let head = &mut row[first_col + h * head_dim..first_col + (h + 1) * head_dim];
-            for (pair, (&ci, &si)) in head.chunks_exact_mut(2).zip(c.iter().zip(s)) {
-                let (x0, x1) = (pair[0], pair[1]);
-                pair[0] = (x0 * ci - x1 * si) * scale;
-                pair[1] = (x0 * si + x1 * ci) * scale;
+    buf.par_chunks_mut(row_stride)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let pos = r % seq;
+            let (c, s) = (
+                &cos[pos * half..(pos + 1) * half],
+                &sin[pos * half..(pos + 1) * half],
+            );
+            for h in 0..n_heads {
+                let head = &mut row[first_col + h * head_dim..first_col + (h + 1) * head_dim];
+                for (pair, (&ci, &si)) in head.chunks_exact_mut(2).zip(c.iter().zip(s)) {
+                    let (x0, x1) = (pair[0], pair[1]);
+                    pair[0] = (x0 * ci - x1 * si) * scale;
+                    pair[1] = (x0 * si + x1 * ci) * scale;
+                }
             }
-        }
-    });
+        });
 }
 
 /// Layout of the fused QKV buffer for [`attention`].
@@ -157,6 +192,7 @@ pub fn attention(qkv: &[f32], s: &AttnShape, out: &mut [f32]) {
     let qkv_w = (s.n_heads + 2 * s.n_kv_heads) * hd;
     let out_w = s.n_heads * hd;
     let rep = s.n_heads / s.n_kv_heads;
+    assert!(out.len() >= s.batch * t * out_w && qkv.len() >= s.batch * t * qkv_w);
     // One task per (window, head); each writes its own [seq, head_dim] block of `out`.
     let mut blocks: Vec<(usize, usize, HeadOut)> = Vec::with_capacity(s.batch * s.n_heads);
     let out_ptr = HeadOut(out.as_mut_ptr());
@@ -165,7 +201,6 @@ pub fn attention(qkv: &[f32], s: &AttnShape, out: &mut [f32]) {
             blocks.push((b, h, out_ptr));
         }
     }
-    assert!(out.len() >= s.batch * t * out_w && qkv.len() >= s.batch * t * qkv_w);
     blocks.into_par_iter().for_each_init(
         || vec![0f32; t * t],
         |scores, (b, h, dst)| {
@@ -183,12 +218,10 @@ pub fn attention(qkv: &[f32], s: &AttnShape, out: &mut [f32]) {
             }
             let v = MatRef::strided(&qkv[v_off..], t, hd, qkv_w);
             let p = MatRef::new(scores, t, t);
-            // SAFETY: task (b, h) writes only rows b*t..(b+1)*t, columns h*hd..(h+1)*hd of `out`,
-            // disjoint from every other task; the assert above keeps them in bounds.
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(dst.0.add(b * t * out_w + h * hd), (t - 1) * out_w + hd)
-            };
-            matmul(dst, out_w, p, v, false, 1);
+            // SAFETY: task (b, h) writes only rows b*t..(b+1)*t, columns h*hd..(h+1)*hd of `out`
+            // (in bounds by the assert above), disjoint from every other task's block, and
+            // `out` is not otherwise touched until all tasks are done.
+            unsafe { matmul_raw(dst.0.add(b * t * out_w + h * hd), out_w, p, v, false, 1) };
         },
     );
 }

@@ -22,6 +22,7 @@ pub mod extract;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+mod pipeline;
 pub mod shards;
 pub mod tokenizer;
 

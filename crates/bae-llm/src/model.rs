@@ -82,7 +82,8 @@ impl Model {
         let embed_t = g.tensor_f32("token_embd.weight", &[cfg.vocab_size, d])?;
         let mut layers = Vec::with_capacity(n_load);
         for i in 0..n_load {
-            let mut w = |name: &str, shape: &[usize]| g.tensor_f32(&format!("blk.{i}.{name}"), shape);
+            let mut w =
+                |name: &str, shape: &[usize]| g.tensor_f32(&format!("blk.{i}.{name}"), shape);
             let q = w("attn_q.weight", &[d, d])?;
             let k = w("attn_k.weight", &[kv, d])?;
             let v = w("attn_v.weight", &[kv, d])?;
@@ -102,7 +103,9 @@ impl Model {
         let head = if opts.head {
             let norm = to_vec(&g.tensor_f32("output_norm.weight", &[d])?)?;
             let weight = if g.has_tensor("output.weight") {
-                Some(to_vec(&g.tensor_f32("output.weight", &[cfg.vocab_size, d])?)?)
+                Some(to_vec(
+                    &g.tensor_f32("output.weight", &[cfg.vocab_size, d])?,
+                )?)
             } else {
                 None // tied to the token embedding
             };
@@ -134,7 +137,13 @@ impl Model {
     ///
     /// `ids` is [batch * seq] row-major. Returns one [batch * seq * d_model] vector per entry of
     /// `blocks`, in the same order. Stops after the deepest requested block.
-    pub fn hidden_states(&self, ids: &[u32], batch: usize, seq: usize, blocks: &[usize]) -> Result<Vec<Vec<f32>>> {
+    pub fn hidden_states(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        seq: usize,
+        blocks: &[usize],
+    ) -> Result<Vec<Vec<f32>>> {
         let deepest = *blocks
             .iter()
             .max()
@@ -156,7 +165,10 @@ impl Model {
                 }
             }
         }
-        Ok(out.into_iter().map(|o| o.expect("every block filled")).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every block filled"))
+            .collect())
     }
 
     /// Logits [batch * seq * vocab] after all layers, the final norm and the output head.
@@ -177,7 +189,14 @@ impl Model {
         let w = head.weight.as_deref().unwrap_or(&self.embed);
         let mut logits = vec![0f32; m * v];
         let th = rayon::current_num_threads();
-        matmul(&mut logits, v, MatRef::new(&fwd.h, m, d), MatRef::new(w, v, d).t(), false, th);
+        matmul(
+            &mut logits,
+            v,
+            MatRef::new(&fwd.h, m, d),
+            MatRef::new(w, v, d).t(),
+            false,
+            th,
+        );
         Ok(logits)
     }
 }
@@ -216,7 +235,9 @@ impl<'m> Forward<'m> {
         for &id in ids {
             let id = id as usize;
             if id >= c.vocab_size {
-                return Err(LlmError::Input(format!("token id {id} outside the vocabulary")));
+                return Err(LlmError::Input(format!(
+                    "token id {id} outside the vocabulary"
+                )));
             }
             x.extend_from_slice(&model.embed[id * d..(id + 1) * d]);
         }
@@ -244,11 +265,28 @@ impl<'m> Forward<'m> {
         let (cos, sin) = (&self.model.rope_cos, &self.model.rope_sin);
 
         rms_norm(&self.x, &l.attn_norm, c.rms_eps, &mut self.h);
-        matmul(&mut self.qkv, qkv_w, MatRef::new(&self.h, m, d), MatRef::new(&l.wqkv, d, qkv_w), false, th);
+        matmul(
+            &mut self.qkv,
+            qkv_w,
+            MatRef::new(&self.h, m, d),
+            MatRef::new(&l.wqkv, d, qkv_w),
+            false,
+            th,
+        );
         // Q gets the 1/sqrt(head_dim) score scale folded in (a power of two here: exact).
         let q_scale = 1.0 / (hd as f32).sqrt();
         rope_inplace(&mut self.qkv, qkv_w, self.seq, 0, nh, hd, cos, sin, q_scale);
-        rope_inplace(&mut self.qkv, qkv_w, self.seq, nh * hd, nkv, hd, cos, sin, 1.0);
+        rope_inplace(
+            &mut self.qkv,
+            qkv_w,
+            self.seq,
+            nh * hd,
+            nkv,
+            hd,
+            cos,
+            sin,
+            1.0,
+        );
         let shape = AttnShape {
             batch: self.batch,
             seq: self.seq,
@@ -257,12 +295,33 @@ impl<'m> Forward<'m> {
             head_dim: hd,
         };
         attention(&self.qkv, &shape, &mut self.attn);
-        matmul(&mut self.x, d, MatRef::new(&self.attn, m, nh * hd), MatRef::new(&l.wo, nh * hd, d), true, th);
+        matmul(
+            &mut self.x,
+            d,
+            MatRef::new(&self.attn, m, nh * hd),
+            MatRef::new(&l.wo, nh * hd, d),
+            true,
+            th,
+        );
 
         rms_norm(&self.x, &l.ffn_norm, c.rms_eps, &mut self.h);
-        matmul(&mut self.gu, 2 * f, MatRef::new(&self.h, m, d), MatRef::new(&l.w_gate_up, d, 2 * f), false, th);
+        matmul(
+            &mut self.gu,
+            2 * f,
+            MatRef::new(&self.h, m, d),
+            MatRef::new(&l.w_gate_up, d, 2 * f),
+            false,
+            th,
+        );
         swiglu(&self.gu, f, &mut self.act);
-        matmul(&mut self.x, d, MatRef::new(&self.act, m, f), MatRef::new(&l.w_down, f, d), true, th);
+        matmul(
+            &mut self.x,
+            d,
+            MatRef::new(&self.act, m, f),
+            MatRef::new(&l.w_down, f, d),
+            true,
+            th,
+        );
     }
 }
 

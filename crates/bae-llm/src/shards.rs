@@ -1,7 +1,7 @@
 //! Activation shards (safetensors) and the per-block manifest, both written atomically.
 //!
-//! Shard `DIR/blockB/shard-NNNNN.safetensors` holds `activations` [n, d] (f16/bf16/f32),
-//! `token_ids`, `doc_ids`, `positions` [n] (i32) and string metadata. `manifest.json` lists the
+//! Shard `DIR/blockB/shard-NNNNN.safetensors` holds `activations` `[n, d]` (f16/bf16/f32),
+//! `token_ids`, `doc_ids`, `positions` `[n]` (i32) and string metadata. `manifest.json` lists the
 //! complete shards and where in the text each one ends, so an interrupted run can resume.
 
 use std::collections::HashMap;
@@ -229,4 +229,59 @@ pub fn median(values: &[f32]) -> f32 {
     let mid = v.len() / 2;
     let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
     *m
+}
+
+/// Creates a block folder and proves it is writable.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LlmError::io(dir, format!("cannot create output folder ({e})")))?;
+    let probe = dir.join(".write-probe");
+    write_file(&probe, b"ok")?;
+    std::fs::remove_file(&probe).map_err(|e| LlmError::io(&probe, e))?;
+    Ok(())
+}
+
+/// Removes temporary files and shard files that the manifest does not list (left by a kill).
+pub(crate) fn remove_stale_files(dir: &Path, m: &Manifest) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| LlmError::io(dir, e))?;
+    for entry in rd {
+        let path = entry.map_err(|e| LlmError::io(dir, e))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = name.starts_with('.') && name.ends_with(".tmp");
+        let stale_shard = name.starts_with("shard-")
+            && name.ends_with(".safetensors")
+            && !m.shards.iter().any(|s| s.file == name);
+        if temp || stale_shard {
+            std::fs::remove_file(&path).map_err(|e| LlmError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to continue a folder written with other settings (one line naming the difference).
+pub(crate) fn check_settings(dir: &Path, old: &RunSettings, new: &RunSettings) -> Result<()> {
+    let diff = if old == new {
+        return Ok(());
+    } else if old.model != new.model {
+        format!("model {} vs {}", old.model, new.model)
+    } else if old.source != new.source {
+        format!("text {:?} vs {:?}", old.source, new.source)
+    } else if old.window != new.window {
+        format!("window {} vs {}", old.window, new.window)
+    } else if old.dtype != new.dtype {
+        format!("dtype {} vs {}", old.dtype.name(), new.dtype.name())
+    } else if old.keep_sink != new.keep_sink {
+        format!("keep-sink {} vs {}", old.keep_sink, new.keep_sink)
+    } else if old.shard_rows != new.shard_rows {
+        format!("shard-rows {} vs {}", old.shard_rows, new.shard_rows)
+    } else {
+        format!("batch {} vs {}", old.batch, new.batch)
+    };
+    Err(LlmError::Input(format!(
+        "{}: holds an extraction with other settings ({diff}); use another --out or delete it",
+        Manifest::path(dir).display()
+    )))
 }

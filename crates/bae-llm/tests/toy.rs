@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use bae_llm::{ExtractArgs, LoadOptions, Model, OutDtype, Tokenizer, run_extract};
-use common::{Toy, noise, write_toy_gguf, write_toy_gguf_with};
+use common::{NamedTensor, Toy, noise, write_toy_gguf, write_toy_gguf_with};
 
 fn tensor<'a>(ts: &'a [(String, Vec<usize>, Vec<f32>)], name: &str) -> &'a [f32] {
     &ts.iter().find(|t| t.0 == name).unwrap().2
@@ -16,7 +16,9 @@ fn tensor<'a>(ts: &'a [(String, Vec<usize>, Vec<f32>)], name: &str) -> &'a [f32]
 /// y = W x for W stored [out, in] (GGUF/candle order).
 fn linear(w: &[f32], x: &[f64], out: usize) -> Vec<f64> {
     let inp = x.len();
-    (0..out).map(|o| (0..inp).map(|i| w[o * inp + i] as f64 * x[i]).sum()).collect()
+    (0..out)
+        .map(|o| (0..inp).map(|i| w[o * inp + i] as f64 * x[i]).sum())
+        .collect()
 }
 
 fn rms(x: &[f64], w: &[f32], eps: f64) -> Vec<f64> {
@@ -37,21 +39,35 @@ fn rope(v: &mut [f64], pos: usize, theta: f64) {
 }
 
 /// Naive forward of one sequence: residual stream after each layer, [layer][pos][d].
-fn naive(ts: &[(String, Vec<usize>, Vec<f32>)], toy: &Toy, ids: &[u32]) -> Vec<Vec<Vec<f64>>> {
+fn naive(ts: &[NamedTensor], toy: &Toy, ids: &[u32]) -> Vec<Vec<Vec<f64>>> {
     let (d, f, nh, nkv) = (toy.d, toy.f, toy.n_heads, toy.n_kv);
     let hd = d / nh;
     let emb = tensor(ts, "token_embd.weight");
     let mut x: Vec<Vec<f64>> = ids
         .iter()
-        .map(|&id| emb[id as usize * d..(id as usize + 1) * d].iter().map(|&v| v as f64).collect())
+        .map(|&id| {
+            emb[id as usize * d..(id as usize + 1) * d]
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        })
         .collect();
     let mut per_layer = Vec::new();
     for l in 0..toy.n_layers {
         let w = |n: &str| tensor(ts, &format!("blk.{l}.{n}"));
-        let h: Vec<Vec<f64>> = x.iter().map(|r| rms(r, w("attn_norm.weight"), toy.eps as f64)).collect();
+        let h: Vec<Vec<f64>> = x
+            .iter()
+            .map(|r| rms(r, w("attn_norm.weight"), toy.eps as f64))
+            .collect();
         let mut q: Vec<Vec<f64>> = h.iter().map(|r| linear(w("attn_q.weight"), r, d)).collect();
-        let mut k: Vec<Vec<f64>> = h.iter().map(|r| linear(w("attn_k.weight"), r, nkv * hd)).collect();
-        let v: Vec<Vec<f64>> = h.iter().map(|r| linear(w("attn_v.weight"), r, nkv * hd)).collect();
+        let mut k: Vec<Vec<f64>> = h
+            .iter()
+            .map(|r| linear(w("attn_k.weight"), r, nkv * hd))
+            .collect();
+        let v: Vec<Vec<f64>> = h
+            .iter()
+            .map(|r| linear(w("attn_v.weight"), r, nkv * hd))
+            .collect();
         for (p, (qr, kr)) in q.iter_mut().zip(k.iter_mut()).enumerate() {
             qr.chunks_mut(hd).for_each(|c| rope(c, p, toy.theta as f64));
             kr.chunks_mut(hd).for_each(|c| rope(c, p, toy.theta as f64));
@@ -62,7 +78,13 @@ fn naive(ts: &[(String, Vec<usize>, Vec<f32>)], toy: &Toy, ids: &[u32]) -> Vec<V
             for i in 0..ids.len() {
                 let qi = &q[i][head * hd..(head + 1) * hd];
                 let s: Vec<f64> = (0..=i)
-                    .map(|j| qi.iter().zip(&k[j][g * hd..(g + 1) * hd]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt())
+                    .map(|j| {
+                        qi.iter()
+                            .zip(&k[j][g * hd..(g + 1) * hd])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
@@ -80,7 +102,11 @@ fn naive(ts: &[(String, Vec<usize>, Vec<f32>)], toy: &Toy, ids: &[u32]) -> Vec<V
             let h = rms(xr, w("ffn_norm.weight"), toy.eps as f64);
             let g = linear(w("ffn_gate.weight"), &h, f);
             let u = linear(w("ffn_up.weight"), &h, f);
-            let act: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let act: Vec<f64> = g
+                .iter()
+                .zip(&u)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
             let dn = linear(w("ffn_down.weight"), &act, d);
             xr.iter_mut().zip(dn).for_each(|(a, b)| *a += b);
         }
@@ -89,7 +115,7 @@ fn naive(ts: &[(String, Vec<usize>, Vec<f32>)], toy: &Toy, ids: &[u32]) -> Vec<V
     per_layer
 }
 
-fn toy_model(dir: &Path) -> (PathBuf, Toy, Vec<(String, Vec<usize>, Vec<f32>)>) {
+fn toy_model(dir: &Path) -> (PathBuf, Toy, Vec<NamedTensor>) {
     let toy = Toy::default();
     let path = dir.join("toy.gguf");
     let ts = write_toy_gguf(&path, &toy);
@@ -100,10 +126,20 @@ fn toy_model(dir: &Path) -> (PathBuf, Toy, Vec<(String, Vec<usize>, Vec<f32>)>) 
 fn forward_matches_naive_llama() {
     let dir = tempfile::tempdir().unwrap();
     let (path, toy, ts) = toy_model(dir.path());
-    let model = Model::load(&path, LoadOptions { n_layers: None, head: true }).unwrap();
+    let model = Model::load(
+        &path,
+        LoadOptions {
+            n_layers: None,
+            head: true,
+        },
+    )
+    .unwrap();
     let (batch, seq) = (3, 20);
     let vocab = model.config().vocab_size as u32;
-    let ids: Vec<u32> = noise(batch * seq, 7, 1.0).iter().map(|v| ((v + 1.0) * 1000.0) as u32 % vocab).collect();
+    let ids: Vec<u32> = noise(batch * seq, 7, 1.0)
+        .iter()
+        .map(|v| ((v + 1.0) * 1000.0) as u32 % vocab)
+        .collect();
     let states = model.hidden_states(&ids, batch, seq, &[2, 0]).unwrap();
     assert_eq!(states.len(), 2);
     for b in 0..batch {
@@ -113,9 +149,16 @@ fn forward_matches_naive_llama() {
             for p in 0..seq {
                 let g = &got[(b * seq + p) * toy.d..(b * seq + p + 1) * toy.d];
                 let w = &want[layer][p];
-                let err = g.iter().zip(w).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                let err = g
+                    .iter()
+                    .zip(w)
+                    .map(|(a, b)| (*a as f64 - b).abs())
+                    .fold(0.0, f64::max);
                 let scale = w.iter().map(|v| v.abs()).fold(0.0, f64::max);
-                assert!(err <= 1e-4 * scale.max(1.0), "window {b} pos {p} block {layer}: err {err}");
+                assert!(
+                    err <= 1e-4 * scale.max(1.0),
+                    "window {b} pos {p} block {layer}: err {err}"
+                );
             }
         }
     }
@@ -169,15 +212,42 @@ fn corpus(dir: &Path) -> PathBuf {
     c
 }
 
-fn shard_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+type ShardContent = (String, Vec<(String, Vec<u8>)>, Vec<(String, String)>);
+
+/// Every shard's tensors and metadata, sorted (file bytes differ: metadata order is a HashMap's).
+fn shard_contents(dir: &Path) -> Vec<ShardContent> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
         .collect();
-    v.sort();
-    v
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+            let mut md: Vec<(String, String)> = meta
+                .metadata()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            md.sort();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let mut ts: Vec<(String, Vec<u8>)> = st
+                .tensors()
+                .into_iter()
+                .map(|(n, v)| (n, v.data().to_vec()))
+                .collect();
+            ts.sort();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                ts,
+                md,
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -202,10 +272,12 @@ fn extraction_writes_shards_manifest_and_resumes() {
         assert_eq!((m.d, m.window, m.block), (toy.d, 16, b.block));
         assert_eq!(m.tokens_total, b.rows);
         assert!(m.shards.len() >= 4, "150 rows at <= 40 per shard");
-        assert_eq!(m.shards.iter().map(|s| s.rows as u64).sum::<u64>(), m.tokens_total);
+        assert_eq!(
+            m.shards.iter().map(|s| s.rows as u64).sum::<u64>(),
+            m.tokens_total
+        );
         assert_eq!(m.shards.last().unwrap().candidates_end, 150);
-        assert!(m.docs[0].ends_with("a.txt") && m.docs.iter().any(|d| d.ends_with("d.jsonl:1")));
-        assert!(!m.docs.iter().any(|d| d.ends_with("b.txt")), "blank docs take no id");
+        assert!(m.docs[0].ends_with("a.txt"));
         for sh in &m.shards {
             assert!(sh.rows <= 40);
             let f = bae_io::ActivationFile::open(&b.dir.join(&sh.file)).unwrap();
@@ -214,20 +286,27 @@ fn extraction_writes_shards_manifest_and_resumes() {
             assert_eq!(f.metadata().get("dtype").unwrap(), "f32");
         }
         // First shard, first window: rows are positions 2.. of the first 16 tokens of a.txt.
-        let st = safetensors::SafeTensors::deserialize(&std::fs::read(b.dir.join("shard-00000.safetensors")).unwrap())
-            .unwrap()
-            .tensor("positions")
-            .unwrap()
-            .data()
-            .to_vec();
-        let pos: Vec<i32> = st.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+        let st = safetensors::SafeTensors::deserialize(
+            &std::fs::read(b.dir.join("shard-00000.safetensors")).unwrap(),
+        )
+        .unwrap()
+        .tensor("positions")
+        .unwrap()
+        .data()
+        .to_vec();
+        let pos: Vec<i32> = st
+            .chunks(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(&pos[..14], &(2..16).collect::<Vec<i32>>()[..]);
         assert!(pos.iter().all(|&p| (2..16).contains(&p)));
         let a_ids = tok.encode(&std::fs::read_to_string(text.join("a.txt")).unwrap());
         let f = bae_io::ActivationFile::open(&b.dir.join("shard-00000.safetensors")).unwrap();
         let mut rows = vec![0f32; 14 * toy.d];
         f.read_rows(0, 14, &mut rows).unwrap();
-        let want = model.hidden_states(&a_ids[..16], 1, 16, &[b.block]).unwrap();
+        let want = model
+            .hidden_states(&a_ids[..16], 1, 16, &[b.block])
+            .unwrap();
         assert_eq!(&rows[..], &want[0][2 * toy.d..16 * toy.d]);
     }
 
@@ -238,7 +317,7 @@ fn extraction_writes_shards_manifest_and_resumes() {
 
     // Simulate a kill after the second shard: later shards gone from the manifest, a stray
     // temporary file and an unlisted shard left behind. The rerun must redo the same rows.
-    let full: Vec<_> = s.blocks.iter().map(|b| shard_bytes(&b.dir)).collect();
+    let full: Vec<_> = s.blocks.iter().map(|b| shard_contents(&b.dir)).collect();
     for b in &s.blocks {
         let mut m = bae_llm::Manifest::read(&b.dir).unwrap().unwrap();
         m.shards.truncate(2);
@@ -255,17 +334,46 @@ fn extraction_writes_shards_manifest_and_resumes() {
     assert_eq!(resumed.resumed_shards, 1);
     assert!(resumed.complete && resumed.tokens_run > 0);
     for (b, before) in s.blocks.iter().zip(&full) {
-        assert_eq!(&shard_bytes(&b.dir), before, "block {} differs after resume", b.block);
-        assert!(!std::fs::read_dir(&b.dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        let after = shard_contents(&b.dir);
+        assert!(&after == before, "block {} differs after resume", b.block);
+        assert!(
+            !std::fs::read_dir(&b.dir).unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp"))
+        );
     }
 
     // A larger budget continues to the end of the text.
-    let more = run_extract(&ExtractArgs { tokens: 1_000_000, ..a.clone() }).unwrap();
+    let more = run_extract(&ExtractArgs {
+        tokens: 1_000_000,
+        ..a.clone()
+    })
+    .unwrap();
     assert!(more.complete && more.exhausted && more.candidates_total > 150);
+    let m = bae_llm::Manifest::read(&more.blocks[1].dir)
+        .unwrap()
+        .unwrap();
+    let names: Vec<String> = m
+        .docs
+        .iter()
+        .map(|d| d.rsplit(['/', '\\']).next().unwrap().to_string())
+        .collect();
+    // Sorted walk; blank documents (b.txt, the empty JSONL line) take no id.
+    assert_eq!(names, ["a.txt", "d.jsonl:1", "d.jsonl:3", "c.txt"]);
 
     // Other settings in the same folder are refused.
-    let err = run_extract(&ExtractArgs { window: 8, ..a.clone() }).unwrap_err().to_string();
-    assert!(err.contains("other settings") && err.contains("window"), "{err}");
+    let err = run_extract(&ExtractArgs {
+        window: 8,
+        ..a.clone()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("other settings") && err.contains("window"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -274,7 +382,13 @@ fn keep_sink_keeps_every_position_and_f16_rounds() {
     let (model_path, _, _) = toy_model(dir.path());
     let text = corpus(dir.path());
     let out = dir.path().join("acts");
-    let a = ExtractArgs { keep_sink: true, dtype: OutDtype::F16, blocks: vec![1], tokens: 64, ..args(&model_path, &text, &out) };
+    let a = ExtractArgs {
+        keep_sink: true,
+        dtype: OutDtype::F16,
+        blocks: vec![1],
+        tokens: 64,
+        ..args(&model_path, &text, &out)
+    };
     let s = run_extract(&a).unwrap();
     assert_eq!(s.dropped_sink_rows, 0);
     assert_eq!(s.blocks[0].rows, 64);
@@ -296,41 +410,80 @@ fn errors_are_one_line_and_helpful() {
     let out = dir.path().join("acts");
     let base = args(&model_path, &text, &out);
 
-    let e = err_of(&ExtractArgs { model: dir.path().join("nope.gguf"), ..base.clone() });
-    assert!(e.contains("nope.gguf") && e.contains("scripts/setup.sh"), "{e}");
+    let e = err_of(&ExtractArgs {
+        model: dir.path().join("nope.gguf"),
+        ..base.clone()
+    });
+    assert!(
+        e.contains("nope.gguf") && e.contains("scripts/setup.sh"),
+        "{e}"
+    );
 
-    let e = err_of(&ExtractArgs { text: vec![dir.path().join("no-corpus")], ..base.clone() });
-    assert!(e.contains("no-corpus") && e.contains("scripts/setup.sh"), "{e}");
+    let e = err_of(&ExtractArgs {
+        text: vec![dir.path().join("no-corpus")],
+        ..base.clone()
+    });
+    assert!(
+        e.contains("no-corpus") && e.contains("scripts/setup.sh"),
+        "{e}"
+    );
 
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a gguf file at all").unwrap();
-    let e = err_of(&ExtractArgs { model: junk, ..base.clone() });
+    let e = err_of(&ExtractArgs {
+        model: junk,
+        ..base.clone()
+    });
     assert!(e.contains("junk.gguf") && e.contains("GGUF"), "{e}");
 
     let gpt2 = dir.path().join("gpt2.gguf");
     write_toy_gguf_with(&gpt2, &Toy::default(), "gpt2", &[]);
-    let e = err_of(&ExtractArgs { model: gpt2, ..base.clone() });
+    let e = err_of(&ExtractArgs {
+        model: gpt2,
+        ..base.clone()
+    });
     assert!(e.contains("gpt2.gguf") && e.contains("architecture"), "{e}");
 
     let holey = dir.path().join("holey.gguf");
     write_toy_gguf_with(&holey, &Toy::default(), "llama", &["blk.1.ffn_up.weight"]);
-    let e = err_of(&ExtractArgs { model: holey, ..base.clone() });
-    assert!(e.contains("holey.gguf") && e.contains("missing tensor blk.1.ffn_up.weight"), "{e}");
+    let e = err_of(&ExtractArgs {
+        model: holey,
+        ..base.clone()
+    });
+    assert!(
+        e.contains("holey.gguf") && e.contains("missing tensor blk.1.ffn_up.weight"),
+        "{e}"
+    );
 
-    let e = err_of(&ExtractArgs { blocks: vec![3], ..base.clone() });
-    assert!(e.contains("block 3 out of range") && e.contains("3 blocks (0..2)"), "{e}");
+    let e = err_of(&ExtractArgs {
+        blocks: vec![3],
+        ..base.clone()
+    });
+    assert!(
+        e.contains("block 3 out of range") && e.contains("3 blocks (0..2)"),
+        "{e}"
+    );
 
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("x.txt"), "").unwrap();
-    let e = err_of(&ExtractArgs { text: vec![empty.clone()], ..base.clone() });
+    let e = err_of(&ExtractArgs {
+        text: vec![empty.clone()],
+        ..base.clone()
+    });
     assert!(e.contains("empty text"), "{e}");
     std::fs::remove_file(empty.join("x.txt")).unwrap();
-    let e = err_of(&ExtractArgs { text: vec![empty], ..base.clone() });
+    let e = err_of(&ExtractArgs {
+        text: vec![empty],
+        ..base.clone()
+    });
     assert!(e.contains("empty text"), "{e}");
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let e = err_of(&ExtractArgs { out: file.join("sub"), ..base.clone() });
+    let e = err_of(&ExtractArgs {
+        out: file.join("sub"),
+        ..base.clone()
+    });
     assert!(e.contains("cannot create output folder"), "{e}");
 }

@@ -15,9 +15,15 @@ pub fn real_model(test: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!("{test}: model {} missing and REQUIRE_MODEL=1; run bash scripts/setup.sh", p.display());
+        panic!(
+            "{test}: model {} missing and REQUIRE_MODEL=1; run bash scripts/setup.sh",
+            p.display()
+        );
     }
-    eprintln!("SKIP {test}: {} not found (run bash scripts/setup.sh)", p.display());
+    eprintln!(
+        "SKIP {test}: {} not found (run bash scripts/setup.sh)",
+        p.display()
+    );
     None
 }
 
@@ -26,6 +32,9 @@ pub fn real_corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/corpus/sotu");
     p.exists().then_some(p)
 }
+
+/// A tensor of the toy model: name, shape (GGUF/candle order), values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
 pub struct Toy {
     pub n_layers: usize,
@@ -40,7 +49,16 @@ pub struct Toy {
 
 impl Default for Toy {
     fn default() -> Self {
-        Self { n_layers: 3, d: 32, f: 48, n_heads: 4, n_kv: 2, ctx: 64, theta: 10_000.0, eps: 1e-5 }
+        Self {
+            n_layers: 3,
+            d: 32,
+            f: 48,
+            n_heads: 4,
+            n_kv: 2,
+            ctx: 64,
+            theta: 10_000.0,
+            eps: 1e-5,
+        }
     }
 }
 
@@ -60,29 +78,29 @@ pub fn noise(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 /// Vocabulary: the 256 byte tokens plus a few merges ("Ġt", "he", "Ġthe").
 pub fn toy_vocab() -> (Vec<String>, Vec<String>) {
     let mut tokens: Vec<String> = vec!["<|endoftext|>".into()];
-    tokens.extend(bae_llm::tokenizer::byte_to_char().iter().map(|c| c.to_string()));
+    tokens.extend(
+        bae_llm::tokenizer::byte_to_char()
+            .iter()
+            .map(|c| c.to_string()),
+    );
     tokens.extend(["Ġt", "he", "Ġthe"].map(String::from));
     let merges = ["Ġ t", "h e", "Ġt he"].map(String::from).to_vec();
     (tokens, merges)
 }
 
 /// Writes a random llama-architecture GGUF (F32 weights) and returns its tensors by name.
-pub fn write_toy_gguf(path: &Path, toy: &Toy) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn write_toy_gguf(path: &Path, toy: &Toy) -> Vec<NamedTensor> {
     write_toy_gguf_with(path, toy, "llama", &[])
 }
 
 /// Like [`write_toy_gguf`] with another architecture name and some tensors left out.
-pub fn write_toy_gguf_with(
-    path: &Path,
-    toy: &Toy,
-    arch: &str,
-    omit: &[&str],
-) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn write_toy_gguf_with(path: &Path, toy: &Toy, arch: &str, omit: &[&str]) -> Vec<NamedTensor> {
     let (tokens, merges) = toy_vocab();
     let vocab = tokens.len();
     let hd = toy.d / toy.n_heads;
     let (d, f, kv) = (toy.d, toy.f, toy.n_kv * hd);
-    let mut specs: Vec<(String, Vec<usize>, f32)> = vec![("token_embd.weight".into(), vec![vocab, d], 1.0)];
+    let mut specs: Vec<(String, Vec<usize>, f32)> =
+        vec![("token_embd.weight".into(), vec![vocab, d], 1.0)];
     for i in 0..toy.n_layers {
         let l = |n: &str| format!("blk.{i}.{n}");
         specs.push((l("attn_norm.weight"), vec![d], 1.0));
@@ -118,7 +136,10 @@ pub fn write_toy_gguf_with(
         ("llama.feed_forward_length", Value::U32(f as u32)),
         ("llama.attention.head_count", Value::U32(toy.n_heads as u32)),
         ("llama.attention.head_count_kv", Value::U32(toy.n_kv as u32)),
-        ("llama.attention.layer_norm_rms_epsilon", Value::F32(toy.eps)),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            Value::F32(toy.eps),
+        ),
         ("llama.rope.freq_base", Value::F32(toy.theta)),
         ("llama.context_length", Value::U32(toy.ctx as u32)),
         ("tokenizer.ggml.model", Value::String("gpt2".into())),

@@ -14,7 +14,10 @@ fn context(store: &ShardStore, tok: &bae_llm::Tokenizer, row: usize, width: usiz
     let mut r = row;
     while ids.len() < width && r > 0 {
         match store.token_of(r - 1) {
-            Some((pid, ppos)) if ppos + 1 == pos - ids.len() as i64 && store.doc_of(r - 1) == store.doc_of(row) => {
+            Some((pid, ppos))
+                if ppos + 1 == pos - ids.len() as i64
+                    && store.doc_of(r - 1) == store.doc_of(row) =>
+            {
                 ids.push(pid);
                 r -= 1;
             }
@@ -29,8 +32,10 @@ fn context(store: &ShardStore, tok: &bae_llm::Tokenizer, row: usize, width: usiz
 
 pub fn run(a: FeaturesArgs) -> Result<(), String> {
     let cfg_path = a.run.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-    let cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+    let text =
+        std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+    let cfg: TrainConfig =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
     let data = a.data.clone().unwrap_or(cfg.data.clone());
     let store = ShardStore::open(&data)?;
     let (d, dc) = (store.dim(), cfg.expand * store.dim());
@@ -39,20 +44,58 @@ pub fn run(a: FeaturesArgs) -> Result<(), String> {
     let tok = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
     let arch = cfg.arch()?;
     let val = store.train_rows(cfg.val_split)..store.n_rows();
-    let rows = if val.is_empty() { 0..store.n_rows() } else { val };
-    let report = bae_train::evaluate(&params, &arch, &store, rows.clone(), cfg.eval_batch, cfg.batch_size)?;
-    let pages = bae_train::pages::feature_pages(&params, &store, rows.clone(), &report.rates, a.n, a.examples, 4096)?;
+    let rows = if val.is_empty() {
+        0..store.n_rows()
+    } else {
+        val
+    };
+    let report = bae_train::evaluate(
+        &params,
+        &arch,
+        &store,
+        rows.clone(),
+        cfg.eval_batch,
+        cfg.batch_size,
+    )?;
+    let pages = bae_train::pages::feature_pages(
+        &params,
+        &store,
+        rows.clone(),
+        &report.rates,
+        a.n,
+        a.examples,
+        4096,
+    )?;
     let mut md = String::new();
-    let _ = writeln!(md, "# Feature pages\n\nrun `{}`, {} evaluation rows of `{}`\n", a.run.display(), rows.len(), data.display());
+    let _ = writeln!(
+        md,
+        "# Feature pages\n\nrun `{}`, {} evaluation rows of `{}`\n",
+        a.run.display(),
+        rows.len(),
+        data.display()
+    );
     let _ = writeln!(
         md,
         "Each feature's salient event is its rare value: firing (rate < 0.5) or going silent (rate > 0.5). \
          Examples in corpus order, the token in brackets after up to 8 tokens of its context.\n"
     );
     for p in &pages {
-        let event = if p.rare_value == 1 { "fires" } else { "is silent" };
-        let share = if p.rare_value == 1 { p.rate } else { 1.0 - p.rate };
-        let _ = writeln!(md, "## feature {} — {event} on {:.2}% of tokens\n", p.feature, 100.0 * share);
+        let event = if p.rare_value == 1 {
+            "fires"
+        } else {
+            "is silent"
+        };
+        let share = if p.rare_value == 1 {
+            p.rate
+        } else {
+            1.0 - p.rate
+        };
+        let _ = writeln!(
+            md,
+            "## feature {} — {event} on {:.2}% of tokens\n",
+            p.feature,
+            100.0 * share
+        );
         for &r in &p.rows {
             let _ = writeln!(md, "- `{}`", context(&store, &tok, r, 8).replace('`', "'"));
         }

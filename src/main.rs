@@ -236,9 +236,10 @@ fn train_config(a: &TrainArgs, data: PathBuf) -> TrainConfig {
 /// The saved config of a run folder, for --resume (the data path may be overridden).
 fn resumed_config(dir: &std::path::Path, data: Option<PathBuf>) -> Result<TrainConfig, String> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read run config: {e}", path.display()))?;
-    let mut cfg: TrainConfig =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not a bae run config: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: cannot read run config: {e}", path.display()))?;
+    let mut cfg: TrainConfig = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a bae run config: {e}", path.display()))?;
     cfg.out = dir.to_path_buf();
     if let Some(d) = data {
         cfg.data = d;
@@ -248,17 +249,30 @@ fn resumed_config(dir: &std::path::Path, data: Option<PathBuf>) -> Result<TrainC
 
 fn train(a: TrainArgs) -> Result<(), Failure> {
     if a.device == DeviceArg::Cuda {
-        return Err("--device cuda: this build has no GPU trainer yet; use --device cpu".to_string().into());
+        return Err(
+            "--device cuda: this build has no GPU trainer yet; use --device cpu"
+                .to_string()
+                .into(),
+        );
     }
     let cfg = match &a.resume {
         Some(dir) => resumed_config(dir, a.data.clone())?,
-        None => train_config(&a, a.data.clone().expect("clap requires --data without --resume")),
+        None => train_config(
+            &a,
+            a.data
+                .clone()
+                .expect("clap requires --data without --resume"),
+        ),
     };
     cfg.validate()?;
     let src = bae_train::store::open_source(&cfg.data)?;
     eprintln!(
         "{} {} on {} ({} rows x {}) -> {}",
-        if a.resume.is_some() { "resuming" } else { "training" },
+        if a.resume.is_some() {
+            "resuming"
+        } else {
+            "training"
+        },
         cfg.arch()?.name(),
         cfg.data.display(),
         src.n_rows(),
@@ -393,7 +407,11 @@ fn extract(a: bae_llm::ExtractArgs) -> Result<(), String> {
         "{} tokens run at {:.0} tokens/s; {}",
         s.tokens_run,
         s.tokens_per_s,
-        if s.complete { "complete" } else { "incomplete (re-run to continue)" }
+        if s.complete {
+            "complete"
+        } else {
+            "incomplete (re-run to continue)"
+        }
     );
     Ok(())
 }

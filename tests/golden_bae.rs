@@ -61,7 +61,12 @@ fn check_case<T: Float + Into<f64>>(g: &Golden, tol_loss: f64, tol_grad: f64) {
     );
     assert!(s.cov.is_some(), "covariance term computed");
     let stats = CovarianceStats::from_columns(&f.codes.to_columns()).unwrap();
-    assert_close("cov_matrix", &stats.covariance_matrix(), g.get("cov_matrix"), tol_loss);
+    assert_close(
+        "cov_matrix",
+        &stats.covariance_matrix(),
+        g.get("cov_matrix"),
+        tol_loss,
+    );
 
     let b = &s.backward;
     assert_close("dL_dxhat", &b.dl_dxhat, g.get("dL_dxhat"), tol_grad);

@@ -20,7 +20,19 @@ const STEPS: &str = "300";
 fn make_data(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("x.safetensors");
     let st = bae()
-        .args(["synth", "--n", "3000", "--d", "24", "--bits", "6", "--seed", "5", "--out", s(&data)])
+        .args([
+            "synth",
+            "--n",
+            "3000",
+            "--d",
+            "24",
+            "--bits",
+            "6",
+            "--seed",
+            "5",
+            "--out",
+            s(&data),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -30,8 +42,22 @@ fn make_data(dir: &Path) -> std::path::PathBuf {
 fn start(data: &Path, out: &Path) -> Child {
     bae()
         .args([
-            "train", "--data", s(data), "--out", s(out), "--steps", STEPS, "--batch-size", "64", "--lr", "0.003",
-            "--checkpoint-every", "7", "--seed", "21", "--quiet",
+            "train",
+            "--data",
+            s(data),
+            "--out",
+            s(out),
+            "--steps",
+            STEPS,
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.003",
+            "--checkpoint-every",
+            "7",
+            "--seed",
+            "21",
+            "--quiet",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -50,12 +76,17 @@ fn resume(out: &Path) -> Child {
 
 fn weights(out: &Path) -> Vec<(String, Vec<u32>)> {
     let (t, _) = bae_io::load_tensors(&out.join("model.safetensors")).unwrap();
-    t.into_iter().map(|(k, v)| (k, v.data.iter().map(|x| x.to_bits()).collect())).collect()
+    t.into_iter()
+        .map(|(k, v)| (k, v.data.iter().map(|x| x.to_bits()).collect()))
+        .collect()
 }
 
 #[test]
 fn kill_9_and_resume_is_bit_identical() {
-    let cycles: usize = std::env::var("BAE_KILL_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let cycles: usize = std::env::var("BAE_KILL_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
     let dir = tempfile::tempdir().unwrap();
     let data = make_data(dir.path());
     let reference = dir.path().join("reference");
@@ -79,16 +110,31 @@ fn kill_9_and_resume_is_bit_identical() {
         child = resume(&out);
     }
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "final resume failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "final resume failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(kills >= cycles.min(3), "only {kills} kills landed");
-    assert_eq!(weights(&out), weights(&reference), "weights differ after {kills} kill/resume cycles");
+    assert_eq!(
+        weights(&out),
+        weights(&reference),
+        "weights differ after {kills} kill/resume cycles"
+    );
     // the metrics file holds each step once, in order
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let steps: Vec<u64> = metrics
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(steps, (1..=STEPS.parse::<u64>().unwrap()).collect::<Vec<_>>());
+    assert_eq!(
+        steps,
+        (1..=STEPS.parse::<u64>().unwrap()).collect::<Vec<_>>()
+    );
 }
 
 #[cfg(unix)]
@@ -100,7 +146,16 @@ fn sigint_and_sigterm_checkpoint_and_exit_with_128_plus_signal() {
         let out = dir.path().join(format!("run-{sig}"));
         let child = bae()
             .args([
-                "train", "--data", s(&data), "--out", s(&out), "--steps", "100000", "--batch-size", "64", "--quiet",
+                "train",
+                "--data",
+                s(&data),
+                "--out",
+                s(&out),
+                "--steps",
+                "100000",
+                "--batch-size",
+                "64",
+                "--quiet",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -112,7 +167,10 @@ fn sigint_and_sigterm_checkpoint_and_exit_with_128_plus_signal() {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(200));
-        let st = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap();
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(st.success());
         let o = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

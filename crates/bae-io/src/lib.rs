@@ -28,6 +28,6 @@ pub use dtype::{DType, first_non_finite, first_non_finite_f64};
 pub use error::{IoError, Result};
 pub use jsonl::JsonlWriter;
 pub use tensors::{
-    Tensor, Tensor64, TensorFile, load_tensors, load_tensors_f64, load_tensors_f64_only, save_tensors, save_tensors_f64,
-    take_tensor, take_tensor_f64,
+    Tensor, Tensor64, TensorFile, load_tensors, load_tensors_f64, load_tensors_f64_only,
+    save_tensors, save_tensors_f64, take_tensor, take_tensor_f64,
 };

@@ -251,10 +251,18 @@ pub fn load_tensors_f64_only(path: &Path, names: &[&str]) -> Result<TensorFile<T
     let map = crate::activations::map_file(path)?;
     let header = st::parse_header(path, &map)?;
     let mut out = BTreeMap::new();
-    for t in header.tensors.iter().filter(|t| names.contains(&t.name.as_str())) {
+    for t in header
+        .tensors
+        .iter()
+        .filter(|t| names.contains(&t.name.as_str()))
+    {
         let raw = map.get(t.start..t.end).unwrap_or(&[]);
-        let data = decode_f64(&t.dtype, raw)
-            .ok_or_else(|| IoError::new(path, format!("tensor {:?} has unsupported dtype {}", t.name, t.dtype)))?;
+        let data = decode_f64(&t.dtype, raw).ok_or_else(|| {
+            IoError::new(
+                path,
+                format!("tensor {:?} has unsupported dtype {}", t.name, t.dtype),
+            )
+        })?;
         out.insert(
             t.name.clone(),
             Tensor64 {

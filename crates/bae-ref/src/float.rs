@@ -81,7 +81,10 @@ macro_rules! impl_float {
                 beta: Self,
                 c: &mut [Self],
             ) {
-                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: slice too short");
+                assert!(
+                    a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+                    "gemm: slice too short"
+                );
                 let (rsa, csa) = strides(if a_t { m } else { k }, a_t);
                 let (rsb, csb) = strides(if b_t { k } else { n }, b_t);
                 let threads = rayon::current_num_threads();

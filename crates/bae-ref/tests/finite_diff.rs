@@ -42,13 +42,12 @@ fn check(arch: Arch, tensors: &[usize], seed: u64) {
     let grads = s.backward.grads.tensors();
     let mut checked = 0;
     for &t in tensors {
-        for i in 0..grads[t].len() {
+        for (i, &g) in grads[t].iter().enumerate() {
             let mut plus = p.clone();
             plus.tensors_mut()[t][i] += h;
             let mut minus = p.clone();
             minus.tensors_mut()[t][i] -= h;
             let fd = (loss(&plus, &x, n, &arch) - loss(&minus, &x, n, &arch)) / (2.0 * h);
-            let g = grads[t][i];
             assert!(
                 (fd - g).abs() <= 1e-6 * (1.0 + g.abs().max(fd.abs()))
                     && (fd - g).abs() <= 1e-7 + 1e-4 * g.abs(),

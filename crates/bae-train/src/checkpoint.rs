@@ -4,7 +4,7 @@
 
 use crate::config::TrainConfig;
 use crate::trainer::TrainState;
-use bae_ref::{Adam, Params, PARAM_NAMES};
+use bae_ref::{Adam, PARAM_NAMES, Params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,20 +26,30 @@ impl Every {
     /// "500" (steps), "500s"/"500steps", or "10m"/"10min" (minutes).
     pub fn parse(text: &str) -> Result<Every, String> {
         let t = text.trim();
-        let bad = || format!("--checkpoint-every: expected N (steps) or Nm (minutes), got '{text}'");
+        let bad =
+            || format!("--checkpoint-every: expected N (steps) or Nm (minutes), got '{text}'");
         if let Some(m) = t.strip_suffix("min").or_else(|| t.strip_suffix('m')) {
             let minutes: f64 = m.trim().parse().map_err(|_| bad())?;
-            if !(minutes > 0.0) {
+            if minutes.is_nan() || minutes <= 0.0 {
                 return Err(bad());
             }
-            return Ok(Every { steps: None, minutes: Some(minutes) });
+            return Ok(Every {
+                steps: None,
+                minutes: Some(minutes),
+            });
         }
-        let s = t.strip_suffix("steps").or_else(|| t.strip_suffix('s')).unwrap_or(t);
+        let s = t
+            .strip_suffix("steps")
+            .or_else(|| t.strip_suffix('s'))
+            .unwrap_or(t);
         let steps: u64 = s.trim().parse().map_err(|_| bad())?;
         if steps == 0 {
             return Err(bad());
         }
-        Ok(Every { steps: Some(steps), minutes: None })
+        Ok(Every {
+            steps: Some(steps),
+            minutes: None,
+        })
     }
 }
 
@@ -68,9 +78,12 @@ pub fn save(out: &Path, state: &TrainState) -> Result<(), String> {
 }
 
 fn meta_u64(meta: &BTreeMap<String, String>, file: &Path, key: &str) -> Result<u64, String> {
-    meta.get(key)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("{}: checkpoint metadata has no valid '{key}'", file.display()))
+    meta.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
+        format!(
+            "{}: checkpoint metadata has no valid '{key}'",
+            file.display()
+        )
+    })
 }
 
 /// Load the checkpoint in `out` for a model of width d -> d_code trained with `cfg`.
@@ -89,7 +102,9 @@ pub fn load(out: &Path, cfg: &TrainConfig, d: usize, d_code: usize) -> Result<Tr
     let mut adam = Adam::new(cfg.adam(), &params);
     adam.t = t;
     let shapes = params.shapes();
-    let mut take = |name: String, shape: &[usize]| bae_io::take_tensor(&mut map, &file, &name, shape).map_err(|e| e.to_string());
+    let mut take = |name: String, shape: &[usize]| {
+        bae_io::take_tensor(&mut map, &file, &name, shape).map_err(|e| e.to_string())
+    };
     for (i, ((p, m), v)) in params
         .tensors_mut()
         .into_iter()
@@ -102,9 +117,16 @@ pub fn load(out: &Path, cfg: &TrainConfig, d: usize, d_code: usize) -> Result<Tr
         *m = take(format!("adam.m.{n}"), &shapes[i])?;
         *v = take(format!("adam.v.{n}"), &shapes[i])?;
     }
-    for (what, p) in [("weights", &params), ("Adam m", &adam.m), ("Adam v", &adam.v)] {
+    for (what, p) in [
+        ("weights", &params),
+        ("Adam m", &adam.m),
+        ("Adam v", &adam.v),
+    ] {
         if let Some((name, i)) = p.first_non_finite() {
-            return Err(format!("{}: {what} {name} has a non-finite value at index {i}", file.display()));
+            return Err(format!(
+                "{}: {what} {name} has a non-finite value at index {i}",
+                file.display()
+            ));
         }
     }
     Ok(TrainState { params, adam, step })

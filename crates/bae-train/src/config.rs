@@ -141,7 +141,7 @@ impl TrainConfig {
                 self.val_split
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
+        if self.lr.is_nan() || self.lr <= 0.0 || self.lr.is_infinite() {
             return Err(format!("--lr must be positive, got {}", self.lr));
         }
         if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {

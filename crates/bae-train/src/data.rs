@@ -95,7 +95,9 @@ impl Schedule {
     ) -> Result<Schedule, String> {
         let n_val = n_rows - n_train;
         if n_train < 2 {
-            return Err(format!("only {n_train} training rows after the validation split ({n_rows} rows)"));
+            return Err(format!(
+                "only {n_train} training rows after the validation split ({n_rows} rows)"
+            ));
         }
         let full = n_train / batch_size;
         let rest = n_train % batch_size;

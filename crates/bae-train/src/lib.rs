@@ -16,4 +16,6 @@ pub mod trainer;
 pub use config::{ArchKind, TrainConfig};
 pub use data::{MemoryRows, RowSource, Schedule};
 pub use eval::{EvalReport, evaluate};
-pub use trainer::{init_params, load_init, save_model, train, RunOptions, TrainError, TrainOutcome, TrainState};
+pub use trainer::{
+    RunOptions, TrainError, TrainOutcome, TrainState, init_params, load_init, save_model, train,
+};

@@ -33,7 +33,11 @@ pub fn feature_pages(
     let mut chosen: Vec<usize> = (0..rates.len())
         .filter(|&j| rates[j].min(1.0 - rates[j]) >= min_share)
         .collect();
-    chosen.sort_by(|&a, &b| rates[a].min(1.0 - rates[a]).total_cmp(&rates[b].min(1.0 - rates[b])));
+    chosen.sort_by(|&a, &b| {
+        rates[a]
+            .min(1.0 - rates[a])
+            .total_cmp(&rates[b].min(1.0 - rates[b]))
+    });
     chosen.truncate(n_features);
     let mut pages: Vec<FeaturePage> = chosen
         .iter()

@@ -31,7 +31,10 @@ pub fn density_histogram(path: &Path, rates: &[f64], salience: &[f64]) -> Result
         let panels: Vec<(&str, &[f64])> = if salience.is_empty() {
             vec![("firing rate", rates)]
         } else {
-            vec![("firing rate", rates), ("salience share (top-10 by |h - mu|)", salience)]
+            vec![
+                ("firing rate", rates),
+                ("salience share (top-10 by |h - mu|)", salience),
+            ]
         };
         let areas = root.split_evenly((1, panels.len()));
         for (area, (name, values)) in areas.iter().zip(panels) {
@@ -39,7 +42,10 @@ pub fn density_histogram(path: &Path, rates: &[f64], salience: &[f64]) -> Result
             let (h, zeros) = log10_bins(values, bins);
             let top = *h.iter().max().unwrap_or(&1) as f64 * 1.1 + 1.0;
             let mut chart = ChartBuilder::on(area)
-                .caption(format!("features by log10 {name} ({zeros} at 0)"), ("sans-serif", 16))
+                .caption(
+                    format!("features by log10 {name} ({zeros} at 0)"),
+                    ("sans-serif", 16),
+                )
                 .margin(10)
                 .x_label_area_size(35)
                 .y_label_area_size(45)
@@ -67,8 +73,12 @@ pub fn density_histogram(path: &Path, rates: &[f64], salience: &[f64]) -> Result
 /// Training curves from metrics.jsonl: MSE, entropy (bits), covariance term and L0 against the step.
 pub fn training_curves(path: &Path, metrics_jsonl: &Path) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
-    let text = std::fs::read_to_string(metrics_jsonl).map_err(|e| format!("{}: {e}", metrics_jsonl.display()))?;
-    let rows: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let text = std::fs::read_to_string(metrics_jsonl)
+        .map_err(|e| format!("{}: {e}", metrics_jsonl.display()))?;
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     if rows.is_empty() {
         return Ok(());
     }
@@ -94,7 +104,11 @@ pub fn training_curves(path: &Path, metrics_jsonl: &Path) -> Result<(), String> 
                 continue;
             }
             let x_max = s.last().map(|p| p.0).unwrap_or(1.0).max(1.0);
-            let (lo, hi) = s.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+            let (lo, hi) = s
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                    (a.min(p.1), b.max(p.1))
+                });
             let pad = ((hi - lo) * 0.05).max(1e-12);
             let mut chart = ChartBuilder::on(area)
                 .caption(title, ("sans-serif", 16))
@@ -103,8 +117,14 @@ pub fn training_curves(path: &Path, metrics_jsonl: &Path) -> Result<(), String> 
                 .y_label_area_size(60)
                 .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
                 .map_err(|e| err(&e))?;
-            chart.configure_mesh().x_desc("step").draw().map_err(|e| err(&e))?;
-            chart.draw_series(LineSeries::new(s, &RED)).map_err(|e| err(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .draw()
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(LineSeries::new(s, &RED))
+                .map_err(|e| err(&e))?;
         }
         root.present().map_err(|e| err(&e))?;
     }

@@ -35,11 +35,18 @@ fn block_dir(dir: &Path) -> Result<PathBuf, String> {
     blocks.sort();
     match blocks.len() {
         1 => Ok(blocks.remove(0)),
-        0 => Err(format!("{}: no manifest.json here or in a block folder (not a bae extract folder)", dir.display())),
+        0 => Err(format!(
+            "{}: no manifest.json here or in a block folder (not a bae extract folder)",
+            dir.display()
+        )),
         _ => Err(format!(
             "{}: holds several blocks ({}); pass one of them",
             dir.display(),
-            blocks.iter().map(|b| b.display().to_string()).collect::<Vec<_>>().join(", ")
+            blocks
+                .iter()
+                .map(|b| b.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -54,7 +61,11 @@ fn read_columns(path: &Path, rows: usize) -> Result<[Vec<i64>; 3], String> {
         match tensors.get(*name) {
             Some(t) if t.shape == [rows] => cols[k] = t.data.iter().map(|&v| v as i64).collect(),
             Some(t) => {
-                return Err(format!("{}: {name} has shape {:?}, expected [{rows}]", path.display(), t.shape));
+                return Err(format!(
+                    "{}: {name} has shape {:?}, expected [{rows}]",
+                    path.display(),
+                    t.shape
+                ));
             }
             None if k == 0 => return Err(format!("{}: missing tensor doc_ids", path.display())),
             None => {}
@@ -67,19 +78,31 @@ impl ShardStore {
     pub fn open(dir: &Path) -> Result<ShardStore, String> {
         let block = block_dir(dir)?;
         let mpath = block.join("manifest.json");
-        let text = std::fs::read_to_string(&mpath).map_err(|e| format!("{}: {e}", mpath.display()))?;
-        let m: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", mpath.display()))?;
-        let d = m["d"].as_u64().ok_or_else(|| format!("{}: no field d", mpath.display()))? as usize;
-        let entries = m["shards"].as_array().ok_or_else(|| format!("{}: no shards list", mpath.display()))?;
+        let text =
+            std::fs::read_to_string(&mpath).map_err(|e| format!("{}: {e}", mpath.display()))?;
+        let m: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not valid JSON: {e}", mpath.display()))?;
+        let d = m["d"]
+            .as_u64()
+            .ok_or_else(|| format!("{}: no field d", mpath.display()))? as usize;
+        let entries = m["shards"]
+            .as_array()
+            .ok_or_else(|| format!("{}: no shards list", mpath.display()))?;
         let mut shards = Vec::new();
         let mut starts = vec![0usize];
         for e in entries {
-            let name = e["file"].as_str().ok_or_else(|| format!("{}: a shard has no file name", mpath.display()))?;
+            let name = e["file"]
+                .as_str()
+                .ok_or_else(|| format!("{}: a shard has no file name", mpath.display()))?;
             if name.contains('/') || name.contains("..") {
-                return Err(format!("{}: shard name '{name}' leaves the folder", mpath.display()));
+                return Err(format!(
+                    "{}: shard name '{name}' leaves the folder",
+                    mpath.display()
+                ));
             }
-            let rows = e["rows"].as_u64().ok_or_else(|| format!("{}: shard {name} has no rows", mpath.display()))?;
+            let rows = e["rows"]
+                .as_u64()
+                .ok_or_else(|| format!("{}: shard {name} has no rows", mpath.display()))?;
             if rows == 0 {
                 continue;
             }
@@ -180,6 +203,8 @@ pub fn open_source(path: &Path) -> Result<Box<dyn RowSource>, String> {
     if path.is_dir() {
         Ok(Box::new(ShardStore::open(path)?))
     } else {
-        Ok(Box::new(ActivationFile::open(path).map_err(|e| e.to_string())?))
+        Ok(Box::new(
+            ActivationFile::open(path).map_err(|e| e.to_string())?,
+        ))
     }
 }

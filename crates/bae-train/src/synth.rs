@@ -37,7 +37,12 @@ pub fn generate(spec: &SynthSpec) -> Result<Synth, String> {
     if spec.n == 0 || spec.d == 0 || spec.bits == 0 {
         return Err("synth: --n, --d and --bits must be positive".into());
     }
-    if !(0.0 <= spec.p_min && spec.p_min <= spec.p_max && spec.p_max <= 1.0) {
+    if spec.p_min.is_nan()
+        || spec.p_max.is_nan()
+        || spec.p_min < 0.0
+        || spec.p_min > spec.p_max
+        || spec.p_max > 1.0
+    {
         return Err(format!(
             "synth: need 0 <= p-min <= p-max <= 1, got {} and {}",
             spec.p_min, spec.p_max

@@ -81,14 +81,22 @@ pub enum TrainError {
     /// bad input, a diverged loss, an I/O failure: one line
     Failed(String),
     /// a signal asked the run to stop; a checkpoint was written at `step`
-    Interrupted { signal: i32, step: u64, checkpoint: String },
+    Interrupted {
+        signal: i32,
+        step: u64,
+        checkpoint: String,
+    },
 }
 
 impl std::fmt::Display for TrainError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TrainError::Failed(m) => f.write_str(m),
-            TrainError::Interrupted { signal, step, checkpoint } => write!(
+            TrainError::Interrupted {
+                signal,
+                step,
+                checkpoint,
+            } => write!(
                 f,
                 "stopped by signal {signal} after step {step}; checkpoint written to {checkpoint} (resume with --resume)"
             ),
@@ -125,7 +133,9 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), String> {
     };
     let mut kept = String::new();
     for line in text.lines() {
-        let s = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["step"].as_u64());
+        let s = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["step"].as_u64());
         if matches!(s, Some(s) if s <= step) {
             kept.push_str(line);
             kept.push('\n');
@@ -162,7 +172,11 @@ fn gather_batch(
 
 /// Train on `src` as `cfg` says, writing `model.safetensors`, `config.json`, `metrics.jsonl`,
 /// `summary.json` and `checkpoint.safetensors` into `cfg.out`.
-pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result<TrainOutcome, TrainError> {
+pub fn train(
+    cfg: &TrainConfig,
+    src: &dyn RowSource,
+    opts: RunOptions,
+) -> Result<TrainOutcome, TrainError> {
     cfg.validate()?;
     let arch = cfg.arch()?;
     let every = match &cfg.checkpoint_every {
@@ -182,14 +196,18 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
     )?;
     let ent_start = entropy_start(cfg, &schedule);
     let out = &cfg.out;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
     let metrics_path = out.join("metrics.jsonl");
     // a run killed before its first checkpoint resumes from the start, with the same config
     let resuming = opts.resume && checkpoint::path(out).is_file();
     let (mut state, mut metrics) = if resuming {
         let state = checkpoint::load(out, cfg, d, d_code)?;
         truncate_metrics(&metrics_path, state.step)?;
-        (state, JsonlWriter::append(&metrics_path).map_err(|e| e.to_string())?)
+        (
+            state,
+            JsonlWriter::append(&metrics_path).map_err(|e| e.to_string())?,
+        )
     } else {
         let params = match &cfg.init {
             Some(p) => load_init(p, d, d_code)?,
@@ -197,9 +215,17 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
         };
         let adam = Adam::new(cfg.adam(), &params);
         let config_json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())?;
-        bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes()).map_err(|e| e.to_string())?;
-        let state = TrainState { params, adam, step: 0 };
-        (state, JsonlWriter::create(&metrics_path).map_err(|e| e.to_string())?)
+        bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let state = TrainState {
+            params,
+            adam,
+            step: 0,
+        };
+        (
+            state,
+            JsonlWriter::create(&metrics_path).map_err(|e| e.to_string())?,
+        )
     };
     let ckpt_path = checkpoint::path(out).display().to_string();
     let mut last_ckpt: Option<u64> = resuming.then_some(state.step);
@@ -208,7 +234,10 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
         None => "no checkpoint was written yet".to_string(),
     };
 
-    let bar = progress_bar(opts.show_progress, schedule.total_steps * cfg.batch_size as u64);
+    let bar = progress_bar(
+        opts.show_progress,
+        schedule.total_steps * cfg.batch_size as u64,
+    );
     bar.set_position(state.step * cfg.batch_size as u64);
     bar.reset_eta();
     let mut x = vec![0f32; cfg.batch_size * d];
@@ -224,10 +253,18 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
         }
         let rows = schedule.batch(&order.as_ref().expect("order set above").1, b);
         let n = gather_batch(src, rows, &mut x, cfg.skip_nonfinite, &mut skipped).map_err(|e| {
-            format!("step {} (epoch {epoch}, batch {b}): {e}; {}", state.step, last_good(last_ckpt))
+            format!(
+                "step {} (epoch {epoch}, batch {b}): {e}; {}",
+                state.step,
+                last_good(last_ckpt)
+            )
         })?;
         if n < 2 {
-            return Err(format!("step {}: fewer than two usable rows in batch {b} of epoch {epoch}", state.step).into());
+            return Err(format!(
+                "step {}: fewer than two usable rows in batch {b} of epoch {epoch}",
+                state.step
+            )
+            .into());
         }
         let xb = &x[..n * d];
         let entropy_on = state.step >= ent_start;
@@ -245,8 +282,15 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
         state.step += 1;
         tokens += n as u64;
         bar.inc(n as u64);
-        if state.step % cfg.log_every == 0 || state.step == schedule.total_steps {
-            let l0 = s.forward.codes.row_popcounts().iter().map(|&c| c as f64).sum::<f64>() / n as f64;
+        if state.step.is_multiple_of(cfg.log_every) || state.step == schedule.total_steps {
+            let l0 = s
+                .forward
+                .codes
+                .row_popcounts()
+                .iter()
+                .map(|&c| c as f64)
+                .sum::<f64>()
+                / n as f64;
             let line = json!({
                 "step": state.step,
                 "epoch": epoch,
@@ -262,8 +306,10 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
             metrics.write(&line).map_err(|e| e.to_string())?;
         }
         let stop_signal = opts.stop.map(|f| f.load(Ordering::SeqCst)).unwrap_or(0);
-        let due = every.steps.is_some_and(|k| state.step % k == 0)
-            || every.minutes.is_some_and(|m| last_save.elapsed().as_secs_f64() >= m * 60.0);
+        let due = every.steps.is_some_and(|k| state.step.is_multiple_of(k))
+            || every
+                .minutes
+                .is_some_and(|m| last_save.elapsed().as_secs_f64() >= m * 60.0);
         if due || stop_signal != 0 {
             // metrics first, so the metrics file never lags behind the checkpoint
             metrics.flush().map_err(|e| e.to_string())?;
@@ -290,11 +336,21 @@ pub fn train(cfg: &TrainConfig, src: &dyn RowSource, opts: RunOptions) -> Result
     meta.insert("d".to_string(), d.to_string());
     meta.insert("d_code".to_string(), d_code.to_string());
     meta.insert("steps".to_string(), state.step.to_string());
-    meta.insert("config".to_string(), serde_json::to_string(cfg).map_err(|e| e.to_string())?);
+    meta.insert(
+        "config".to_string(),
+        serde_json::to_string(cfg).map_err(|e| e.to_string())?,
+    );
     save_model(&out.join("model.safetensors"), &state.params, &meta)?;
 
     let val = if schedule.n_val > 0 {
-        Some(evaluate(&state.params, &arch, src, schedule.val_rows(), cfg.eval_batch, cfg.batch_size)?)
+        Some(evaluate(
+            &state.params,
+            &arch,
+            src,
+            schedule.val_rows(),
+            cfg.eval_batch,
+            cfg.batch_size,
+        )?)
     } else {
         None
     };

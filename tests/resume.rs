@@ -15,7 +15,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const STEPS: &str = "300";
+const STEPS: &str = "600";
 
 fn make_data(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("x.safetensors");
@@ -99,7 +99,9 @@ fn kill_9_and_resume_is_bit_identical() {
     let mut child = start(&data, &out);
     let mut kills = 0;
     while kills < cycles {
-        let delay = Duration::from_secs_f64(full.as_secs_f64() * rng.random_range(0.05..0.4));
+        // spread the kills over about one run's length
+        let share = rng.random_range(0.1..0.9) / cycles as f64;
+        let delay = Duration::from_secs_f64(full.as_secs_f64() * share);
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_some() {
             break; // finished before the kill landed
@@ -115,7 +117,8 @@ fn kill_9_and_resume_is_bit_identical() {
         "final resume failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(kills >= cycles.min(3), "only {kills} kills landed");
+    eprintln!("{kills} kill -9 / resume cycles (uninterrupted run: {full:?})");
+    assert!(kills * 4 >= cycles * 3, "only {kills} of {cycles} kills landed");
     assert_eq!(
         weights(&out),
         weights(&reference),

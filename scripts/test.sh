@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 if [ -f scripts/setup.sh ]; then
   bash scripts/setup.sh
 fi
-cargo test --workspace
+REQUIRE_MODEL=1 cargo test --workspace

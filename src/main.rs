@@ -85,6 +85,12 @@ struct TrainArgs {
     /// leave out rows holding NaN/Inf (counted in the summary) instead of stopping
     #[arg(long)]
     skip_nonfinite: bool,
+    /// no encoder bias (b_enc fixed at 0, as the paper's formula; the official code learns it)
+    #[arg(long)]
+    no_enc_bias: bool,
+    /// no decoder bias (b_dec fixed at 0)
+    #[arg(long)]
+    no_dec_bias: bool,
     /// output folder: model.safetensors, config.json, metrics.jsonl, summary.json
     #[arg(long, default_value = "runs/bae")]
     out: PathBuf,
@@ -229,6 +235,8 @@ fn train_config(a: &TrainArgs, data: PathBuf) -> TrainConfig {
         log_every: a.log_every.max(1),
         checkpoint_every: a.checkpoint_every.clone(),
         skip_nonfinite: a.skip_nonfinite,
+        enc_bias: !a.no_enc_bias,
+        dec_bias: !a.no_dec_bias,
         ..TrainConfig::default()
     }
 }

@@ -318,3 +318,87 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
         }
     }
 }
+
+#[test]
+fn disabled_biases_stay_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("x.safetensors");
+    assert!(
+        bae(&[
+            "synth",
+            "--n",
+            "500",
+            "--d",
+            "8",
+            "--bits",
+            "3",
+            "--out",
+            s(&data)
+        ])
+        .status
+        .success()
+    );
+    let out = dir.path().join("run");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--steps",
+        "10",
+        "--batch-size",
+        "64",
+        "--no-enc-bias",
+        "--no-dec-bias",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (m, _) = bae_io::load_tensors(&out.join("model.safetensors")).unwrap();
+    assert!(m["b_enc"].data.iter().all(|&v| v == 0.0));
+    assert!(m["b_dec"].data.iter().all(|&v| v == 0.0));
+    assert!(m["W_enc"].data.iter().any(|&v| v != 0.0));
+}
+
+/// Finite but huge inputs overflow the f32 step: the run stops naming the step and the last good
+/// checkpoint, and that checkpoint still holds finite weights.
+#[test]
+fn divergence_stops_with_step_and_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, d) = (256, 8);
+    let mut x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 37 % 101) as f32) / 50.0 - 1.0)
+        .collect();
+    // rows past the first epoch's first batches: in file order they arrive at step 2
+    for v in &mut x[200 * d..201 * d] {
+        *v = 3.0e38;
+    }
+    let data = dir.path().join("huge.safetensors");
+    bae_io::write_activations(&data, n, d, &x, bae_io::DType::F32, &BTreeMap::new()).unwrap();
+    let out = dir.path().join("run");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--steps",
+        "20",
+        "--batch-size",
+        "64",
+        "--no-shuffle",
+        "--val-split",
+        "0",
+        "--checkpoint-every",
+        "1",
+        "--quiet",
+    ]);
+    let e = error_line(&o);
+    assert!(
+        e.contains("step 3") && e.contains("last good checkpoint") && e.contains("(step 3)"),
+        "{e}"
+    );
+    let (ck, meta) = bae_io::load_tensors(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(meta["step"], "3");
+    assert!(ck.values().all(|t| t.data.iter().all(|v| v.is_finite())));
+}

@@ -10,7 +10,11 @@ fn root() -> PathBuf {
 }
 
 fn bae(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bae")).current_dir(root()).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_bae"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn s(p: &Path) -> &str {
@@ -31,26 +35,63 @@ fn extract_train_features_on_a_small_slice() {
     }
     let dir = tempfile::tempdir().unwrap();
     let acts = dir.path().join("acts");
-    let o = bae(&["extract", "--blocks", "8", "--tokens", "3000", "--out", s(&acts), "--quiet"]);
-    assert!(o.status.success(), "extract: {}", String::from_utf8_lossy(&o.stderr));
+    let o = bae(&[
+        "extract",
+        "--blocks",
+        "8",
+        "--tokens",
+        "3000",
+        "--out",
+        s(&acts),
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "extract: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let block = acts.join("block8");
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(block.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(block.join("manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["d"], 576);
     assert_eq!(manifest["complete"], true);
     let rows = manifest["tokens_total"].as_u64().unwrap();
     assert!((2900..=3000).contains(&rows), "rows {rows}");
 
     // re-running a finished extraction reuses it
-    let o = bae(&["extract", "--blocks", "8", "--tokens", "3000", "--out", s(&acts), "--quiet"]);
+    let o = bae(&[
+        "extract",
+        "--blocks",
+        "8",
+        "--tokens",
+        "3000",
+        "--out",
+        s(&acts),
+        "--quiet",
+    ]);
     assert!(o.status.success());
 
     let run = dir.path().join("run");
     let o = bae(&[
-        "train", "--data", s(&block), "--out", s(&run), "--steps", "40", "--batch-size", "256", "--lr", "0.002",
+        "train",
+        "--data",
+        s(&block),
+        "--out",
+        s(&run),
+        "--steps",
+        "40",
+        "--batch-size",
+        "256",
+        "--lr",
+        "0.002",
         "--quiet",
     ]);
-    assert!(o.status.success(), "train: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "train: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     let fvu = summary["validation"]["fvu"].as_f64().unwrap();
@@ -58,9 +99,16 @@ fn extract_train_features_on_a_small_slice() {
     assert!(run.join("density.svg").is_file() && run.join("training.svg").is_file());
 
     let o = bae(&["features", "--run", s(&run), "--n", "3", "--examples", "4"]);
-    assert!(o.status.success(), "features: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "features: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let pages = std::fs::read_to_string(run.join("features.md")).unwrap();
     assert!(pages.matches("## feature").count() == 3, "{pages}");
     // decoded text with the bracketed token
-    assert!(pages.contains("- `") && pages.contains('[') && pages.contains(']'), "{pages}");
+    assert!(
+        pages.contains("- `") && pages.contains('[') && pages.contains(']'),
+        "{pages}"
+    );
 }

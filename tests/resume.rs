@@ -118,7 +118,10 @@ fn kill_9_and_resume_is_bit_identical() {
         String::from_utf8_lossy(&o.stderr)
     );
     eprintln!("{kills} kill -9 / resume cycles (uninterrupted run: {full:?})");
-    assert!(kills * 2 >= cycles, "only {kills} of {cycles} kills landed before the run finished");
+    assert!(
+        kills * 2 >= cycles,
+        "only {kills} of {cycles} kills landed before the run finished"
+    );
     assert_eq!(
         weights(&out),
         weights(&reference),

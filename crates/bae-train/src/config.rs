@@ -55,6 +55,16 @@ pub struct TrainConfig {
     pub checkpoint_every: Option<String>,
     /// leave out (and count) rows holding NaN/Inf instead of stopping
     pub skip_nonfinite: bool,
+    /// learn the encoder bias b_enc (official code: yes; the paper's formula omits it)
+    #[serde(default = "yes")]
+    pub enc_bias: bool,
+    /// learn the decoder bias b_dec
+    #[serde(default = "yes")]
+    pub dec_bias: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for TrainConfig {
@@ -86,6 +96,8 @@ impl Default for TrainConfig {
             eval_batch: 4096,
             checkpoint_every: None,
             skip_nonfinite: false,
+            enc_bias: true,
+            dec_bias: true,
         }
     }
 }

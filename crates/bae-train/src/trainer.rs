@@ -213,6 +213,13 @@ pub fn train(
             Some(p) => load_init(p, d, d_code)?,
             None => init_params(d, d_code, cfg.seed),
         };
+        let mut params = params;
+        if !cfg.enc_bias {
+            params.b_enc.fill(0.0);
+        }
+        if !cfg.dec_bias {
+            params.b_dec.fill(0.0);
+        }
         let adam = Adam::new(cfg.adam(), &params);
         let config_json = serde_json::to_string_pretty(cfg).map_err(|e| e.to_string())?;
         bae_io::write_atomic(&out.join("config.json"), config_json.as_bytes())
@@ -268,7 +275,7 @@ pub fn train(
         }
         let xb = &x[..n * d];
         let entropy_on = state.step >= ent_start;
-        let s = bae_ref::step(&state.params, xb, n, &arch, entropy_on);
+        let mut s = bae_ref::step(&state.params, xb, n, &arch, entropy_on);
         if !s.losses.total.is_finite() {
             return Err(format!(
                 "step {}: loss became {} (epoch {epoch}, batch {b}); {}",
@@ -277,6 +284,13 @@ pub fn train(
                 last_good(last_ckpt)
             )
             .into());
+        }
+        // a disabled bias keeps a zero gradient, so Adam leaves it at its (zero) init
+        if !cfg.enc_bias {
+            s.backward.grads.b_enc.fill(0.0);
+        }
+        if !cfg.dec_bias {
+            s.backward.grads.b_dec.fill(0.0);
         }
         state.adam.step(&mut state.params, &s.backward.grads);
         state.step += 1;
@@ -313,6 +327,15 @@ pub fn train(
         if due || stop_signal != 0 {
             // metrics first, so the metrics file never lags behind the checkpoint
             metrics.flush().map_err(|e| e.to_string())?;
+            // never replace a good checkpoint with diverged weights
+            if let Some((name, i)) = state.params.first_non_finite() {
+                return Err(format!(
+                    "step {}: the update made {name}[{i}] non-finite (epoch {epoch}, batch {b}); {}",
+                    state.step,
+                    last_good(last_ckpt)
+                )
+                .into());
+            }
             checkpoint::save(out, &state)?;
             last_ckpt = Some(state.step);
             last_save = Instant::now();

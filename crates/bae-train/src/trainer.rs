@@ -8,7 +8,7 @@ use crate::config::TrainConfig;
 use crate::data::{RowSource, Schedule};
 use crate::eval::{EvalReport, evaluate};
 use bae_io::JsonlWriter;
-use bae_ref::{Adam, Arch, PARAM_NAMES, Params};
+use bae_ref::{Adam, PARAM_NAMES, Params};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -414,21 +414,4 @@ fn progress_bar(show: bool, total_tokens: u64) -> ProgressBar {
         .expect("valid template"),
     );
     bar
-}
-
-/// Check that an architecture is usable with the given data width (guard for odd configs).
-pub fn describe_arch(arch: &Arch) -> String {
-    match arch {
-        Arch::Bae {
-            estimator,
-            lambda_entropy,
-            lambda_cov,
-        } => format!(
-            "bae (estimator {}, lambda_e {lambda_entropy:e}, lambda_c {lambda_cov:e})",
-            estimator.name()
-        ),
-        Arch::ReluL1 { l1 } => format!("relu-l1 (l1 {l1:e})"),
-        Arch::TopK { k, .. } => format!("topk (k {k})"),
-        Arch::JumpRelu { theta, l1 } => format!("jumprelu (theta {theta}, l1 {l1:e})"),
-    }
 }

@@ -49,7 +49,21 @@ impl From<candle_core::Error> for LlmError {
 
 /// Keeps only the first line of a message (candle errors may append a backtrace).
 pub(crate) fn one_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
+    // the first line, with any other control character (\r, VT, FF, NEL, LS, PS...) from file
+    // contents shown as a space so the message stays on one line
+    let first = s.split('\n').next().unwrap_or("");
+    first
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 pub type Result<T, E = LlmError> = std::result::Result<T, E>;

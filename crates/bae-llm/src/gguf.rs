@@ -42,8 +42,24 @@ impl Gguf {
         }
         let file = File::open(path).map_err(|e| LlmError::io(path, e))?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader)
-            .map_err(|e| LlmError::bad_model(path, format!("not a readable GGUF file ({e})")))?;
+        // candle's header reader panics on some malformed headers (alignment 0, dimension products
+        // that overflow): turn those into an error instead of a crash, without the panic report.
+        let previous_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
+        std::panic::set_hook(previous_hook);
+        let content = match read {
+            Ok(r) => {
+                r.map_err(|e| LlmError::bad_model(path, format!("not a readable GGUF file ({e})")))?
+            }
+            Err(_) => {
+                return Err(LlmError::bad_model(
+                    path,
+                    "malformed GGUF header (inconsistent sizes or alignment)",
+                ));
+            }
+        };
         Ok(Self {
             path: path.to_path_buf(),
             content,
@@ -130,7 +146,10 @@ impl Gguf {
             )));
         }
         let vocab_size = match self.content.tensor_infos.get("token_embd.weight") {
-            Some(info) => info.shape.dims()[0],
+            Some(info) => match info.shape.dims().first() {
+                Some(&v) => v,
+                None => return Err(self.bad("tensor token_embd.weight has no dimensions")),
+            },
             None => return Err(self.bad("missing tensor token_embd.weight")),
         };
         let rope_theta = match self.content.metadata.get("llama.rope.freq_base") {

@@ -94,10 +94,11 @@ impl ShardStore {
             let name = e["file"]
                 .as_str()
                 .ok_or_else(|| format!("{}: a shard has no file name", mpath.display()))?;
-            if name.contains('/') || name.contains("..") {
+            if name.contains('/') || name.contains("..") || name.chars().any(char::is_control) {
                 return Err(format!(
-                    "{}: shard name '{name}' leaves the folder",
-                    mpath.display()
+                    "{}: shard name {:?} is not a plain file name in the folder",
+                    mpath.display(),
+                    name
                 ));
             }
             let rows = e["rows"]

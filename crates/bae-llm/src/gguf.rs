@@ -176,8 +176,23 @@ impl Gguf {
 
     /// Reads one tensor, dequantised to f32, and checks its shape (candle order: rows first).
     pub fn tensor_f32(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        if !self.has_tensor(name) {
+        let Some(info) = self.content.tensor_infos.get(name) else {
             return Err(self.bad(format!("missing tensor {name}")));
+        };
+        let dims = info.shape.dims().to_vec();
+        if dims != shape {
+            return Err(self.bad(format!(
+                "tensor {name} has shape {dims:?}, expected {shape:?}"
+            )));
+        }
+        // no quantised type stores more than 16 elements per byte: a tensor declaring more than
+        // that for the whole file is malformed, and dequantising it would try a huge allocation
+        let elems = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+        let file_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if !matches!(elems, Some(e) if e <= file_len.saturating_mul(16)) {
+            return Err(self.bad(format!(
+                "tensor {name} declares more elements than the file can hold"
+            )));
         }
         let q = self
             .content

@@ -189,9 +189,9 @@ impl Gguf {
         // that for the whole file is malformed, and dequantising it would try a huge allocation
         let elems = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
         let file_len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if !matches!(elems, Some(e) if e <= file_len.saturating_mul(16)) {
+        if !matches!(elems, Some(e) if e > 0 && e <= file_len.saturating_mul(16)) {
             return Err(self.bad(format!(
-                "tensor {name} declares more elements than the file can hold"
+                "tensor {name} is empty or declares more elements than the file can hold"
             )));
         }
         let q = self

@@ -154,6 +154,9 @@ static EXEC_SEQ: AtomicU64 = AtomicU64::new(0);
 static EXEC_START: AtomicU64 = AtomicU64::new(0);
 static TIMEOUT_NS: AtomicU64 = AtomicU64::new(2_000_000_000);
 static IN_EXEC: AtomicBool = AtomicBool::new(false);
+/// Set while a crash is being reported (symbolising a backtrace can take seconds in a debug
+/// build): the watchdog must not call that a hang.
+static REPORTING: AtomicBool = AtomicBool::new(false);
 static PANIC: Mutex<Option<PanicRecord>> = Mutex::new(None);
 /// The work folder, where the panic hook leaves `LAST_PANIC` for the supervisor.
 static WORK_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -194,6 +197,7 @@ fn install() {
                 return;
             }
             IN_HOOK.with(|h| h.set(true));
+            REPORTING.store(true, Ordering::SeqCst);
             let payload = info.payload();
             let message = payload
                 .downcast_ref::<&str>()
@@ -223,6 +227,7 @@ fn install() {
                 backtrace,
             });
             IN_HOOK.with(|h| h.set(false));
+            REPORTING.store(false, Ordering::SeqCst);
         }));
         std::thread::Builder::new()
             .name("bae-fuzz-watchdog".into())
@@ -239,12 +244,15 @@ fn watchdog() {
             continue;
         }
         let ran = now_ns().saturating_sub(start);
-        if ran <= TIMEOUT_NS.load(Ordering::Relaxed) {
+        if ran <= TIMEOUT_NS.load(Ordering::Relaxed) || REPORTING.load(Ordering::SeqCst) {
             continue;
         }
         let seq = EXEC_SEQ.load(Ordering::SeqCst);
         let cur = lock(&CURRENT);
-        if EXEC_START.load(Ordering::SeqCst) != start || EXEC_SEQ.load(Ordering::SeqCst) != seq {
+        if EXEC_START.load(Ordering::SeqCst) != start
+            || EXEC_SEQ.load(Ordering::SeqCst) != seq
+            || REPORTING.load(Ordering::SeqCst)
+        {
             continue; // it finished meanwhile
         }
         if let Some(c) = cur.as_ref() {
@@ -265,6 +273,7 @@ fn watchdog() {
 
 /// Called by the allocator (already disarmed) when an execution exceeds the cap; never returns.
 pub(crate) fn alloc_violation(what: &str, bytes: usize, limit: usize) -> ! {
+    REPORTING.store(true, Ordering::SeqCst);
     // Inside the panic hook std's backtrace lock may be held by this thread: no backtrace then.
     let bt = if IN_HOOK.with(Cell::get) {
         String::from("(no backtrace: the allocation was made while capturing one)")

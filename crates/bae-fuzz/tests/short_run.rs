@@ -35,7 +35,18 @@ fn fuzz(name: &str, args: &[&str]) -> (Output, String, PathBuf) {
 
 #[test]
 fn every_target_survives_a_short_run() {
-    let (out, text, _) = fuzz("all", &["all", "--iters", "2000", "--seed", "1"]);
+    let (out, text, _) = fuzz(
+        "all",
+        &[
+            "all",
+            "--iters",
+            "2000",
+            "--seed",
+            "1",
+            "--timeout-ms",
+            "20000",
+        ],
+    );
     assert!(out.status.success(), "bae-fuzz found a crash:\n{text}");
     for target in [
         "safetensors",
@@ -67,7 +78,18 @@ fn every_target_survives_a_short_run() {
 #[test]
 fn same_seed_same_run() {
     let summary = |name: &str| {
-        let (out, text, _) = fuzz(name, &["tensors", "--iters", "500", "--seed", "9"]);
+        let (out, text, _) = fuzz(
+            name,
+            &[
+                "tensors",
+                "--iters",
+                "500",
+                "--seed",
+                "9",
+                "--timeout-ms",
+                "20000",
+            ],
+        );
         assert!(out.status.success(), "{text}");
         let line = text
             .lines()

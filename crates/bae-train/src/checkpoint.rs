@@ -73,8 +73,8 @@ pub fn save(out: &Path, state: &TrainState) -> Result<(), String> {
     meta.insert("step".to_string(), state.step.to_string());
     meta.insert("adam_t".to_string(), state.adam.t.to_string());
     let target = path(out);
-    bae_io::save_tensors(&target, &tensors, &meta)
-        .map_err(|e| format!("{e} (the previous checkpoint, if any, is intact)"))
+    // The write is atomic: on failure the previous checkpoint file is untouched.
+    bae_io::save_tensors(&target, &tensors, &meta).map_err(|e| e.to_string())
 }
 
 fn meta_u64(meta: &BTreeMap<String, String>, file: &Path, key: &str) -> Result<u64, String> {

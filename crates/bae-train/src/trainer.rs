@@ -240,6 +240,16 @@ pub fn train(
         Some(s) => format!("last good checkpoint: {ckpt_path} (step {s})"),
         None => "no checkpoint was written yet".to_string(),
     };
+    // A failed checkpoint write (full disk, quota) leaves the previous file in place: say which.
+    let save = |state: &TrainState, last: Option<u64>| {
+        checkpoint::save(out, state).map_err(|e| {
+            let kept = match last {
+                Some(s) => format!("the previous checkpoint (step {s}) is intact"),
+                None => "no earlier checkpoint exists".to_string(),
+            };
+            format!("step {}: checkpoint not written: {e}; {kept}", state.step)
+        })
+    };
 
     let bar = progress_bar(
         opts.show_progress,
@@ -336,7 +346,7 @@ pub fn train(
                 )
                 .into());
             }
-            checkpoint::save(out, &state)?;
+            save(&state, last_ckpt)?;
             last_ckpt = Some(state.step);
             last_save = Instant::now();
         }
@@ -350,7 +360,7 @@ pub fn train(
         }
     }
     metrics.flush().map_err(|e| e.to_string())?;
-    checkpoint::save(out, &state)?;
+    save(&state, last_ckpt)?;
     bar.finish_and_clear();
     let train_tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
 

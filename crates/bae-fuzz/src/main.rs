@@ -33,8 +33,7 @@ options:
   --timeout-ms MS    report a hang when one execution exceeds MS (default 2000)
   --max-time SECS    stop each target after SECS seconds
   --keep-going       continue after a panic or contract violation (each site saved once)
-  --strict           also stop on the known issues of other crates, and make the calls
-                     left out to avoid them (both listed by `bae-fuzz list`)
+  --strict           also stop on the known issues of other crates (listed by `bae-fuzz list`)
   --max-len BYTES    largest input file after mutation (default 131072)
   --alloc-limit B    fixed allocation cap in bytes (default: the larger of 1 GiB and
                      64 x input size + 64 MiB), for single allocations and live bytes
@@ -181,10 +180,6 @@ fn main() -> ExitCode {
         for k in targets::KNOWN {
             println!("  {} [{}]: {}", k.id, k.target, k.what);
         }
-        println!(
-            "  {} [gguf]: reads of tensors with no elements are left out (candle makes a misaligned slice from an empty Vec: UB, an abort under debug checks)",
-            targets::SKIP_EMPTY_TENSOR
-        );
         return ExitCode::SUCCESS;
     }
     if args.command == "seeds" {

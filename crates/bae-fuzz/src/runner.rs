@@ -603,7 +603,6 @@ pub fn load_corpus(target: &dyn Target, roots: &[PathBuf]) -> Vec<Input> {
 /// Fuzzes one target for `o.iters` mutated executions (after running every seed once).
 pub fn run_target(target: &mut dyn Target, o: &Options) -> Summary {
     install();
-    crate::targets::STRICT.store(o.strict, Ordering::Relaxed);
     TIMEOUT_NS.store(o.timeout.as_nanos() as u64, Ordering::Relaxed);
     let name = target.name().to_string();
     let dir = o.work_dir.join(&name);
@@ -757,18 +756,12 @@ pub fn run_target(target: &mut dyn Target, o: &Options) -> Summary {
     }
     s.classes = classes.len();
     s.seconds = t0.elapsed().as_secs_f64();
-    for (id, n) in target.skipped() {
-        if n > 0 {
-            s.known.insert(format!("{id} (calls left out)"), n);
-        }
-    }
     s
 }
 
 /// Runs `target` once on a saved input and describes the result; `Err` if it crashed.
 pub fn repro(target: &mut dyn Target, input: Input, o: &Options) -> Result<String, String> {
     install();
-    crate::targets::STRICT.store(o.strict, Ordering::Relaxed);
     TIMEOUT_NS.store(o.timeout.as_nanos() as u64, Ordering::Relaxed);
     let dir = o.work_dir.join(target.name());
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -9,6 +9,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 
 use crate::error::{LlmError, Result};
+use crate::gguf_header;
 
 /// An open GGUF file: parsed header plus a reader for the tensor data.
 pub struct Gguf {
@@ -42,24 +43,15 @@ impl Gguf {
         }
         let file = File::open(path).map_err(|e| LlmError::io(path, e))?;
         let mut reader = BufReader::new(file);
-        // candle's header reader panics on some malformed headers (alignment 0, dimension products
-        // that overflow): turn those into an error instead of a crash, without the panic report.
-        let previous_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let read =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
-        std::panic::set_hook(previous_hook);
-        let content = match read {
-            Ok(r) => {
-                r.map_err(|e| LlmError::bad_model(path, format!("not a readable GGUF file ({e})")))?
-            }
-            Err(_) => {
-                return Err(LlmError::bad_model(
-                    path,
-                    "malformed GGUF header (inconsistent sizes or alignment)",
-                ));
-            }
-        };
+        // candle divides by the declared alignment: refuse 0 before it reads the header
+        if gguf_header::declared_alignment(&mut reader) == Some(0) {
+            return Err(LlmError::bad_model(
+                path,
+                "malformed GGUF header (general.alignment is 0)",
+            ));
+        }
+        let content = Content::read(&mut reader)
+            .map_err(|e| LlmError::bad_model(path, format!("not a readable GGUF file ({e})")))?;
         Ok(Self {
             path: path.to_path_buf(),
             content,

@@ -20,6 +20,7 @@ pub mod corpus;
 pub mod error;
 pub mod extract;
 pub mod gguf;
+mod gguf_header;
 pub mod kernels;
 pub mod model;
 mod pipeline;

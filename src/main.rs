@@ -1,6 +1,6 @@
 //! `bae`: train Binary Autoencoders (and SAE baselines) on LLM hidden states.
 
-use bae_train::{ArchKind, RunOptions, TrainConfig, TrainError};
+use bae_train::{ArchKind, Device, RunOptions, TrainConfig, TrainError};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 mod features;
@@ -59,6 +59,13 @@ enum ArchArg {
     ReluL1,
     Topk,
     Jumprelu,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum PrecisionArg {
+    Bf16,
+    Tf32,
+    F32,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -139,8 +146,12 @@ struct TrainArgs {
     /// threshold (jumprelu)
     #[arg(long, default_value_t = 0.5)]
     theta: f64,
+    /// auto: the GPU when one is usable (BAE only), else the CPU; cpu: the bit-exact reference path
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
+    /// GPU precision of the dense products: bf16 (fast, fused encoder), tf32, or f32 (fidelity)
+    #[arg(long, value_enum, default_value = "bf16")]
+    gpu_precision: PrecisionArg,
     /// write a metrics line every N steps
     #[arg(long, default_value_t = 1)]
     log_every: u64,
@@ -256,13 +267,16 @@ fn resumed_config(dir: &std::path::Path, data: Option<PathBuf>) -> Result<TrainC
 }
 
 fn train(a: TrainArgs) -> Result<(), Failure> {
-    if a.device == DeviceArg::Cuda {
-        return Err(
-            "--device cuda: this build has no GPU trainer yet; use --device cpu"
-                .to_string()
-                .into(),
-        );
-    }
+    let mode = match a.gpu_precision {
+        PrecisionArg::Bf16 => bae_gpu::GemmMode::Bf16,
+        PrecisionArg::Tf32 => bae_gpu::GemmMode::Tf32,
+        PrecisionArg::F32 => bae_gpu::GemmMode::F32,
+    };
+    let device = match a.device {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Auto => Device::Auto(mode),
+        DeviceArg::Cuda => Device::Cuda(mode),
+    };
     let cfg = match &a.resume {
         Some(dir) => resumed_config(dir, a.data.clone())?,
         None => train_config(
@@ -292,6 +306,7 @@ fn train(a: TrainArgs) -> Result<(), Failure> {
         show_progress: !a.quiet,
         resume: a.resume.is_some(),
         stop: Some(&STOP),
+        device,
     };
     let outcome = match bae_train::train(&cfg, src.as_ref(), opts) {
         Ok(o) => o,
@@ -302,9 +317,10 @@ fn train(a: TrainArgs) -> Result<(), Failure> {
         Err(TrainError::Failed(m)) => return Err(m.into()),
     };
     println!(
-        "trained {} steps at {:.0} tokens/s; outputs in {}",
+        "trained {} steps at {:.0} tokens/s on {}; outputs in {}",
         outcome.state.step,
         outcome.train_tokens_per_s,
+        outcome.device,
         cfg.out.display()
     );
     if outcome.skipped_rows > 0 {

@@ -65,6 +65,8 @@ fn synth_then_train_writes_every_output() {
     let out = dir.path().join("run");
     let o = bae(&[
         "train",
+        "--device",
+        "cpu",
         "--data",
         s(&data),
         "--out",
@@ -135,6 +137,8 @@ fn same_seed_same_weights() {
         let out = dir.path().join(name);
         let o = bae(&[
             "train",
+            "--device",
+            "cpu",
             "--data",
             s(&data),
             "--out",
@@ -188,6 +192,8 @@ fn train_follows_official_adam_trajectory() {
     let lr = g.scalar("adam.lr").to_string();
     let o = bae(&[
         "train",
+        "--device",
+        "cpu",
         "--data",
         s(&data),
         "--out",
@@ -246,6 +252,8 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
     let train = |data: &Path, extra: &[&str]| {
         let mut args = vec![
             "train",
+            "--device",
+            "cpu",
             "--data",
             s(data),
             "--out",
@@ -341,6 +349,8 @@ fn disabled_biases_stay_zero() {
     let out = dir.path().join("run");
     let o = bae(&[
         "train",
+        "--device",
+        "cpu",
         "--data",
         s(&data),
         "--out",
@@ -378,6 +388,8 @@ fn divergence_stops_with_step_and_last_good_checkpoint() {
     let out = dir.path().join("run");
     let o = bae(&[
         "train",
+        "--device",
+        "cpu",
         "--data",
         s(&data),
         "--out",
@@ -401,4 +413,57 @@ fn divergence_stops_with_step_and_last_good_checkpoint() {
     let (ck, meta) = bae_io::load_tensors(&out.join("checkpoint.safetensors")).unwrap();
     assert_eq!(meta["step"], "3");
     assert!(ck.values().all(|t| t.data.iter().all(|v| v.is_finite())));
+}
+
+/// Without a usable GPU, `--device cuda` is one error line and `--device auto` (the default) says
+/// why it trains on the CPU, then does. Skipped where a GPU is present (the GPU tests cover that).
+#[test]
+fn device_cuda_without_gpu_and_auto_fallback() {
+    if let Ok(g) = bae_gpu::GpuContext::new() {
+        println!("SKIP: a GPU is present ({})", g.device_name());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("x.safetensors");
+    let o = bae(&[
+        "synth",
+        "--n",
+        "300",
+        "--d",
+        "8",
+        "--bits",
+        "3",
+        "--out",
+        s(&data),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("run");
+    let args = |device: &'static str| {
+        vec![
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--steps",
+            "3",
+            "--batch-size",
+            "32",
+            "--device",
+            device,
+        ]
+    };
+    let line = error_line(&bae(&args("cuda")));
+    assert!(line.starts_with("error: --device cuda: "), "{line}");
+    let o = bae(&args("auto"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("; training on the CPU"),
+        "{}",
+        stderr(&o)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("tokens/s on cpu ("), "{stdout}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"device\": \"cpu ("), "{summary}");
 }

@@ -39,6 +39,8 @@ fn run(dir: &Path, name: &str, steps: &str) -> PathBuf {
     let st = bae()
         .args([
             "train",
+            "--device",
+            "cpu",
             "--data",
             s(&data),
             "--out",
@@ -70,7 +72,7 @@ fn run(dir: &Path, name: &str, steps: &str) -> PathBuf {
 
 fn resume(out: &Path, limit_bytes: Option<u64>) -> Output {
     let mut cmd = bae();
-    cmd.args(["train", "--resume", s(out), "--quiet"]);
+    cmd.args(["train", "--resume", s(out), "--quiet", "--device", "cpu"]);
     if let Some(limit) = limit_bytes {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {

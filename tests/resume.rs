@@ -43,6 +43,8 @@ fn start(data: &Path, out: &Path) -> Child {
     bae()
         .args([
             "train",
+            "--device",
+            "cpu",
             "--data",
             s(data),
             "--out",
@@ -67,7 +69,7 @@ fn start(data: &Path, out: &Path) -> Child {
 
 fn resume(out: &Path) -> Child {
     bae()
-        .args(["train", "--resume", s(out), "--quiet"])
+        .args(["train", "--resume", s(out), "--quiet", "--device", "cpu"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -153,6 +155,8 @@ fn sigint_and_sigterm_checkpoint_and_exit_with_128_plus_signal() {
         let child = bae()
             .args([
                 "train",
+                "--device",
+                "cpu",
                 "--data",
                 s(&data),
                 "--out",

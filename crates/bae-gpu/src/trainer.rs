@@ -186,6 +186,8 @@ pub struct GpuTrainer {
 
     /// rows, slot and entropy switch of the last computed batch
     last: Option<(usize, usize, bool)>,
+    /// biases kept at their initial value (`--no-enc-bias` / `--no-dec-bias`)
+    frozen: [bool; 2],
 }
 
 impl GpuTrainer {
@@ -306,6 +308,7 @@ impl GpuTrainer {
             sse: stream.alloc_zeros(1)?,
             colsum_partial: stream.alloc_zeros(max_n.div_ceil(ops::COLSUM_ROWS) * d.max(dc))?,
             last: None,
+            frozen: [false; 2],
             gpu: gpu.clone(),
         })
     }
@@ -326,6 +329,27 @@ impl GpuTrainer {
     /// Adam updates done so far.
     pub fn adam_steps(&self) -> u64 {
         self.t
+    }
+
+    /// Continues from saved Adam state (a checkpoint): the moments `m`, `v` and the update count.
+    pub fn set_adam_state(&mut self, m: &Params<f32>, v: &Params<f32>, t: u64) -> Result<()> {
+        let shape = (self.layout.d, self.layout.dc);
+        if (m.d, m.d_code) != shape || (v.d, v.d_code) != shape {
+            return Err(GpuError::Invalid(format!(
+                "Adam moments are {}x{}, the model is {}x{}",
+                m.d, m.d_code, shape.0, shape.1
+            )));
+        }
+        self.m = ops::upload(&self.gpu, &self.layout.flatten(m))?;
+        self.v = ops::upload(&self.gpu, &self.layout.flatten(v))?;
+        self.t = t;
+        Ok(())
+    }
+
+    /// Keeps b_enc and/or b_dec where they are: their gradients are zeroed before each Adam
+    /// update, as the CPU trainer does (Adam then leaves them unchanged).
+    pub fn freeze_biases(&mut self, b_enc: bool, b_dec: bool) {
+        self.frozen = [b_enc, b_dec];
     }
 
     /// Copies a row-major `n x d` batch into the next pinned buffer and starts its upload on the
@@ -636,6 +660,14 @@ impl GpuTrainer {
     }
 
     fn apply_adam(&mut self) -> Result<()> {
+        for (frozen, t) in self.frozen.into_iter().zip([B_ENC, B_DEC]) {
+            if frozen {
+                let range = self.layout.range(t);
+                self.gpu
+                    .stream()
+                    .memset_zeros(&mut self.grads.slice_mut(range))?;
+            }
+        }
         self.t += 1;
         let gpu = self.gpu.clone();
         ops::adam_step(
@@ -675,6 +707,15 @@ impl GpuTrainer {
             l1: 0.0,
             total: mse + entropy_weight * entropy_train + self.lambda_cov * cov,
         })
+    }
+
+    /// Mean number of active codes per row in the last step (from the firing counts).
+    pub fn mean_l0(&self) -> Result<f64> {
+        let (n, _, _) = self
+            .last
+            .ok_or_else(|| GpuError::Invalid("no step yet".into()))?;
+        let counts = ops::download(&self.gpu, &self.counts)?;
+        Ok(counts.iter().map(|&c| c as f64).sum::<f64>() / n as f64)
     }
 
     /// Current parameters.

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod engine;
 pub mod eval;
 pub mod pages;
 pub mod plots;
@@ -15,6 +16,7 @@ pub mod trainer;
 
 pub use config::{ArchKind, TrainConfig};
 pub use data::{MemoryRows, RowSource, Schedule};
+pub use engine::Device;
 pub use eval::{EvalReport, evaluate};
 pub use trainer::{
     RunOptions, TrainError, TrainOutcome, TrainState, init_params, load_init, save_model, train,

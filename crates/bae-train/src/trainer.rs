@@ -6,6 +6,7 @@
 use crate::checkpoint::{self, Every};
 use crate::config::TrainConfig;
 use crate::data::{RowSource, Schedule};
+use crate::engine::{Device, Engine};
 use crate::eval::{EvalReport, evaluate};
 use bae_io::JsonlWriter;
 use bae_ref::{Adam, PARAM_NAMES, Params};
@@ -71,6 +72,10 @@ pub struct TrainOutcome {
     pub state: TrainState,
     pub val: Option<EvalReport>,
     pub train_tokens_per_s: f64,
+    /// where the steps ran ("cpu (N threads)" or the GPU's name and precision)
+    pub device: String,
+    /// why `Device::Auto` chose the CPU, if it did
+    pub device_note: Option<String>,
     /// rows left out because they held NaN/Inf (only with `skip_nonfinite`)
     pub skipped_rows: u64,
 }
@@ -118,6 +123,8 @@ pub struct RunOptions<'a> {
     pub resume: bool,
     /// non-zero: the number of the signal that asked to stop
     pub stop: Option<&'a AtomicI32>,
+    /// where the steps run
+    pub device: Device,
 }
 
 /// First step with the entropy term on.
@@ -251,6 +258,22 @@ pub fn train(
         })
     };
 
+    let mut device_note = None;
+    let mut engine = Engine::new(
+        opts.device,
+        arch,
+        (cfg.enc_bias, cfg.dec_bias),
+        cfg.batch_size,
+        &state,
+        &mut device_note,
+    )?;
+    let device = engine.describe();
+    if opts.show_progress {
+        if let Some(note) = &device_note {
+            eprintln!("{note}");
+        }
+        eprintln!("device: {device}");
+    }
     let bar = progress_bar(
         opts.show_progress,
         schedule.total_steps * cfg.batch_size as u64,
@@ -285,45 +308,31 @@ pub fn train(
         }
         let xb = &x[..n * d];
         let entropy_on = state.step >= ent_start;
-        let mut s = bae_ref::step(&state.params, xb, n, &arch, entropy_on);
-        if !s.losses.total.is_finite() {
+        let logged = (state.step + 1).is_multiple_of(cfg.log_every)
+            || state.step + 1 == schedule.total_steps;
+        let r = engine.step(&mut state, xb, n, entropy_on, logged)?;
+        if !r.losses.total.is_finite() {
             return Err(format!(
                 "step {}: loss became {} (epoch {epoch}, batch {b}); {}",
                 state.step,
-                s.losses.total,
+                r.losses.total,
                 last_good(last_ckpt)
             )
             .into());
         }
-        // a disabled bias keeps a zero gradient, so Adam leaves it at its (zero) init
-        if !cfg.enc_bias {
-            s.backward.grads.b_enc.fill(0.0);
-        }
-        if !cfg.dec_bias {
-            s.backward.grads.b_dec.fill(0.0);
-        }
-        state.adam.step(&mut state.params, &s.backward.grads);
         state.step += 1;
         tokens += n as u64;
         bar.inc(n as u64);
-        if state.step.is_multiple_of(cfg.log_every) || state.step == schedule.total_steps {
-            let l0 = s
-                .forward
-                .codes
-                .row_popcounts()
-                .iter()
-                .map(|&c| c as f64)
-                .sum::<f64>()
-                / n as f64;
+        if logged {
             let line = json!({
                 "step": state.step,
                 "epoch": epoch,
-                "loss": s.losses.total,
-                "mse": s.losses.mse,
-                "entropy": s.losses.entropy,
-                "cov": s.losses.cov,
-                "l1": s.losses.l1,
-                "l0": l0,
+                "loss": r.losses.total,
+                "mse": r.losses.mse,
+                "entropy": r.losses.entropy,
+                "cov": r.losses.cov,
+                "l1": r.losses.l1,
+                "l0": r.l0,
                 "entropy_on": entropy_on,
                 "tokens_per_s": tokens as f64 / started.elapsed().as_secs_f64(),
             });
@@ -337,6 +346,7 @@ pub fn train(
         if due || stop_signal != 0 {
             // metrics first, so the metrics file never lags behind the checkpoint
             metrics.flush().map_err(|e| e.to_string())?;
+            engine.sync(&mut state)?;
             // never replace a good checkpoint with diverged weights
             if let Some((name, i)) = state.params.first_non_finite() {
                 return Err(format!(
@@ -360,6 +370,7 @@ pub fn train(
         }
     }
     metrics.flush().map_err(|e| e.to_string())?;
+    engine.sync(&mut state)?;
     save(&state, last_ckpt)?;
     bar.finish_and_clear();
     let train_tokens_per_s = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -395,6 +406,7 @@ pub fn train(
         "train_rows": schedule.n_train,
         "entropy_start": ent_start,
         "train_tokens_per_s": train_tokens_per_s,
+        "device": device,
         "skipped_nonfinite_rows": skipped,
         "validation": val,
     });
@@ -408,6 +420,8 @@ pub fn train(
         state,
         val,
         train_tokens_per_s,
+        device,
+        device_note,
         skipped_rows: skipped,
     })
 }

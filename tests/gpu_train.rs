@@ -1,0 +1,197 @@
+//! `bae train --device cuda` end to end against `--device cpu`: the f32 GPU run follows the CPU
+//! run, a GPU run resumed from its checkpoint equals the uninterrupted GPU run bit for bit (same
+//! GPU, same build), a CPU checkpoint resumes on the GPU, frozen biases stay put, and the bf16
+//! mode trains. Skipped without a GPU; `REQUIRE_GPU=1` makes a missing GPU a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn bae(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_bae"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "bae {args:?}:\n{text}");
+    text
+}
+
+fn data(dir: &Path) -> PathBuf {
+    let p = dir.join("x.safetensors");
+    bae(&[
+        "synth",
+        "--n",
+        "3000",
+        "--d",
+        "32",
+        "--bits",
+        "6",
+        "--seed",
+        "4",
+        "--out",
+        s(&p),
+    ]);
+    p
+}
+
+/// Trains `steps` steps into `dir/name` on `device` with `extra` flags.
+fn train(dir: &Path, name: &str, steps: &str, device: &[&str], extra: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let x = dir.join("x.safetensors");
+    let mut args = vec![
+        "train",
+        "--data",
+        s(&x),
+        "--out",
+        s(&out),
+        "--steps",
+        steps,
+        "--batch-size",
+        "128",
+        "--lr",
+        "0.002",
+        "--entropy-start",
+        "20",
+        "--lambda-entropy",
+        "1e-4",
+        "--lambda-cov",
+        "1e-4",
+        "--checkpoint-every",
+        "10",
+        "--quiet",
+    ];
+    args.extend_from_slice(device);
+    args.extend_from_slice(extra);
+    bae(&args);
+    out
+}
+
+fn weights(out: &Path) -> Vec<(String, Vec<f32>)> {
+    bae_io::load_tensors(&out.join("model.safetensors"))
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|(k, v)| (k, v.data))
+        .collect()
+}
+
+fn losses(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["loss"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+const CUDA_F32: &[&str] = &["--device", "cuda", "--gpu-precision", "f32"];
+const CPU: &[&str] = &["--device", "cpu"];
+
+#[test]
+fn cuda_training_runs_follow_the_cpu_and_resume_exactly() {
+    if bae_gpu::gpu_or_skip("bae train --device cuda").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    data(dir.path());
+
+    // f32 on the GPU tracks the CPU reference step by step
+    let cpu = train(dir.path(), "cpu", "100", CPU, &[]);
+    let gpu = train(dir.path(), "gpu", "100", CUDA_F32, &[]);
+    let (lc, lg) = (losses(&cpu), losses(&gpu));
+    assert_eq!(lc.len(), 100);
+    assert_eq!(lg.len(), 100);
+    for (i, (c, g)) in lc.iter().zip(&lg).enumerate() {
+        assert!(
+            (c - g).abs() <= 1e-3 * c.abs(),
+            "step {}: cpu {c} gpu {g}",
+            i + 1
+        );
+    }
+    for ((name, c), (_, g)) in weights(&cpu).iter().zip(weights(&gpu).iter()) {
+        let e = rel_l2(g, c);
+        println!("{name}: GPU f32 vs CPU after 100 steps, rel L2 {e:e}");
+        assert!(e < 1e-3, "{name}: {e:e}");
+    }
+
+    // a GPU run stopped at step 40 and resumed equals the uninterrupted GPU run bit for bit
+    let part = train(dir.path(), "part", "40", CUDA_F32, &[]);
+    let cfg = part.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("\"steps\": 40", "\"steps\": 100")).unwrap();
+    bae(&[
+        "train",
+        "--resume",
+        s(&part),
+        "--quiet",
+        "--device",
+        "cuda",
+        "--gpu-precision",
+        "f32",
+    ]);
+    assert_eq!(
+        weights(&part),
+        weights(&gpu),
+        "GPU resume is not bit-identical"
+    );
+
+    // a CPU checkpoint continues on the GPU
+    let mixed = train(dir.path(), "mixed", "40", CPU, &[]);
+    let cfg = mixed.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("\"steps\": 40", "\"steps\": 100")).unwrap();
+    bae(&[
+        "train",
+        "--resume",
+        s(&mixed),
+        "--quiet",
+        "--device",
+        "cuda",
+        "--gpu-precision",
+        "f32",
+    ]);
+    for ((name, c), (_, m)) in weights(&cpu).iter().zip(weights(&mixed).iter()) {
+        let e = rel_l2(m, c);
+        assert!(e < 1e-3, "{name}: CPU 40 + GPU 60 vs CPU 100: {e:e}");
+    }
+
+    // frozen biases stay at zero on the GPU
+    let frozen = train(
+        dir.path(),
+        "frozen",
+        "30",
+        CUDA_F32,
+        &["--no-enc-bias", "--no-dec-bias"],
+    );
+    for (name, w) in weights(&frozen) {
+        if name.starts_with("b_") {
+            assert!(w.iter().all(|&v| v == 0.0), "{name} moved");
+        }
+    }
+
+    // bf16 with the fused encoder trains: its loss ends within 5% of the CPU run's
+    let bf = train(dir.path(), "bf16", "100", &["--device", "cuda"], &[]);
+    let (end_c, end_b) = (lc[99], losses(&bf)[99]);
+    assert!(
+        (end_b - end_c).abs() <= 0.05 * end_c,
+        "bf16 final loss {end_b} vs cpu {end_c}"
+    );
+    let summary = std::fs::read_to_string(bf.join("summary.json")).unwrap();
+    assert!(summary.contains("\"device\": \"cuda: "), "{summary}");
+}

@@ -10,11 +10,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The `bae` binary: `BAE_BIN` when set (test binaries carried to a GPU machine), else cargo's.
 fn bae(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_bae"))
-        .args(args)
-        .output()
-        .unwrap();
+    let exe = std::env::var("BAE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bae").to_string());
+    let o = Command::new(exe).args(args).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

@@ -99,6 +99,17 @@ fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-30)).sqrt()
 }
 
+/// Raises a finished 40-step run to 100 steps and resumes it on the GPU (f32).
+fn continue_on_gpu(out: &Path) {
+    let cfg = out.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("\"steps\": 40"), "{text}");
+    std::fs::write(&cfg, text.replace("\"steps\": 40", "\"steps\": 100")).unwrap();
+    let mut args = vec!["train", "--resume", s(out), "--quiet"];
+    args.extend_from_slice(CUDA_F32);
+    bae(&args);
+}
+
 const CUDA_F32: &[&str] = &["--device", "cuda", "--gpu-precision", "f32"];
 const CPU: &[&str] = &["--device", "cpu"];
 
@@ -131,19 +142,7 @@ fn cuda_training_runs_follow_the_cpu_and_resume_exactly() {
 
     // a GPU run stopped at step 40 and resumed equals the uninterrupted GPU run bit for bit
     let part = train(dir.path(), "part", "40", CUDA_F32, &[]);
-    let cfg = part.join("config.json");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("\"steps\": 40", "\"steps\": 100")).unwrap();
-    bae(&[
-        "train",
-        "--resume",
-        s(&part),
-        "--quiet",
-        "--device",
-        "cuda",
-        "--gpu-precision",
-        "f32",
-    ]);
+    continue_on_gpu(&part);
     assert_eq!(
         weights(&part),
         weights(&gpu),
@@ -152,19 +151,7 @@ fn cuda_training_runs_follow_the_cpu_and_resume_exactly() {
 
     // a CPU checkpoint continues on the GPU
     let mixed = train(dir.path(), "mixed", "40", CPU, &[]);
-    let cfg = mixed.join("config.json");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("\"steps\": 40", "\"steps\": 100")).unwrap();
-    bae(&[
-        "train",
-        "--resume",
-        s(&mixed),
-        "--quiet",
-        "--device",
-        "cuda",
-        "--gpu-precision",
-        "f32",
-    ]);
+    continue_on_gpu(&mixed);
     for ((name, c), (_, m)) in weights(&cpu).iter().zip(weights(&mixed).iter()) {
         let e = rel_l2(m, c);
         assert!(e < 1e-3, "{name}: CPU 40 + GPU 60 vs CPU 100: {e:e}");

@@ -316,13 +316,21 @@ fn train(a: TrainArgs) -> Result<(), Failure> {
         }
         Err(TrainError::Failed(m)) => return Err(m.into()),
     };
-    println!(
-        "trained {} steps at {:.0} tokens/s on {}; outputs in {}",
-        outcome.state.step,
-        outcome.train_tokens_per_s,
-        outcome.device,
-        cfg.out.display()
-    );
+    if outcome.train_tokens_per_s > 0.0 {
+        println!(
+            "trained {} steps at {:.0} tokens/s on {}; outputs in {}",
+            outcome.state.step,
+            outcome.train_tokens_per_s,
+            outcome.device,
+            cfg.out.display()
+        );
+    } else {
+        println!(
+            "the run was already complete at step {}; outputs in {}",
+            outcome.state.step,
+            cfg.out.display()
+        );
+    }
     if outcome.skipped_rows > 0 {
         println!("skipped {} rows holding NaN/Inf", outcome.skipped_rows);
     }

@@ -294,6 +294,39 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
         &["--no-shuffle", "--batch-size", "64", "--val-split", "0"],
     ));
     assert!(e.contains("nan.safetensors") && e.contains("row 5"), "{e}");
+    assert!(e.contains("step 0 (epoch 0, batch 0)"), "{e}");
+    // --skip-nonfinite leaves that row out and counts it, once per visit: 6 batches of 16 in
+    // file order cover rows 0-63 and then rows 0-31 again, so row 5 is skipped twice
+    let skip_out = dir.path().join("skip");
+    let o = bae(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        s(&nan),
+        "--out",
+        s(&skip_out),
+        "--steps",
+        "6",
+        "--batch-size",
+        "16",
+        "--no-shuffle",
+        "--val-split",
+        "0",
+        "--skip-nonfinite",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("skipped 2 rows holding NaN/Inf"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let summary = std::fs::read_to_string(skip_out.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("\"skipped_nonfinite_rows\": 2"),
+        "{summary}"
+    );
     // wrong rank
     let one_d = dir.path().join("flat.npy");
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();

@@ -30,8 +30,14 @@ pub(crate) enum Engine {
         arch: Arch,
         enc_bias: bool,
         dec_bias: bool,
+        /// the report of the step `submit` ran, until `finish` takes it
+        done: Option<StepReport>,
     },
-    Gpu(Box<GpuTrainer>),
+    Gpu {
+        trainer: Box<GpuTrainer>,
+        /// the next batch is already staged (uploading) by `prefetch`
+        staged: bool,
+    },
 }
 
 impl Engine {
@@ -49,6 +55,7 @@ impl Engine {
             arch,
             enc_bias: biases.0,
             dec_bias: biases.1,
+            done: None,
         };
         let mode = match device {
             Device::Cpu => return Ok(cpu),
@@ -79,69 +86,101 @@ impl Engine {
         t.set_adam_state(&state.adam.m, &state.adam.v, state.adam.t)
             .map_err(gpu_err)?;
         t.freeze_biases(!biases.0, !biases.1);
-        Ok(Engine::Gpu(Box::new(t)))
+        Ok(Engine::Gpu {
+            trainer: Box::new(t),
+            staged: false,
+        })
     }
 
     /// "cpu" or the GPU's name and precision, for the start line and the summary.
     pub(crate) fn describe(&self) -> String {
         match self {
             Engine::Cpu { .. } => format!("cpu ({} threads)", rayon::current_num_threads()),
-            Engine::Gpu(t) => format!("cuda: {} ({:?} GEMMs)", t.gpu().device_name(), t.mode()),
+            Engine::Gpu { trainer: t, .. } => {
+                format!("cuda: {} ({:?} GEMMs)", t.gpu().device_name(), t.mode())
+            }
         }
     }
 
-    /// One step on the `n` rows of `x`; on the CPU `state` is updated, on the GPU the weights
-    /// stay on the device until [`Self::sync`]. A non-finite loss is an error before the update
-    /// on the CPU and after it on the GPU (either way the last checkpoint is the good state).
-    pub(crate) fn step(
+    /// Starts one step on the `n` rows of `x` (the batch `prefetch` staged, if it did). On the
+    /// CPU the step runs to completion and `state` is updated; on the GPU it is queued and the
+    /// weights stay on the device until [`Self::sync`]. A non-finite loss (seen in `finish`) has
+    /// not been applied on the CPU and has on the GPU: either way the last checkpoint is good.
+    pub(crate) fn submit(
         &mut self,
         state: &mut TrainState,
         x: &[f32],
         n: usize,
         entropy_on: bool,
-        want_l0: bool,
-    ) -> Result<StepReport, String> {
+    ) -> Result<(), String> {
         match self {
             Engine::Cpu {
                 arch,
                 enc_bias,
                 dec_bias,
+                done,
             } => {
                 let mut s = bae_ref::step(&state.params, x, n, arch, entropy_on);
-                if !s.losses.total.is_finite() {
-                    return Ok(StepReport {
-                        losses: s.losses,
-                        l0: None,
-                    });
+                let active: u64 = s
+                    .forward
+                    .codes
+                    .row_popcounts()
+                    .iter()
+                    .map(|&c| c as u64)
+                    .sum();
+                let l0 = Some(active as f64 / n as f64);
+                if s.losses.total.is_finite() {
+                    // a disabled bias keeps a zero gradient, so Adam leaves it at its (zero) init
+                    if !*enc_bias {
+                        s.backward.grads.b_enc.fill(0.0);
+                    }
+                    if !*dec_bias {
+                        s.backward.grads.b_dec.fill(0.0);
+                    }
+                    state.adam.step(&mut state.params, &s.backward.grads);
                 }
-                // a disabled bias keeps a zero gradient, so Adam leaves it at its (zero) init
-                if !*enc_bias {
-                    s.backward.grads.b_enc.fill(0.0);
-                }
-                if !*dec_bias {
-                    s.backward.grads.b_dec.fill(0.0);
-                }
-                state.adam.step(&mut state.params, &s.backward.grads);
-                let l0 = want_l0.then(|| {
-                    let total: u64 = s
-                        .forward
-                        .codes
-                        .row_popcounts()
-                        .iter()
-                        .map(|&c| c as u64)
-                        .sum();
-                    total as f64 / n as f64
-                });
-                Ok(StepReport {
+                *done = Some(StepReport {
                     losses: s.losses,
                     l0,
-                })
+                });
+                Ok(())
             }
-            Engine::Gpu(t) => {
+            Engine::Gpu { trainer, staged } => {
+                if !std::mem::take(staged) {
+                    trainer.stage(x).map_err(|e| format!("GPU upload: {e}"))?;
+                }
+                trainer
+                    .run_staged(entropy_on, true)
+                    .map_err(|e| format!("GPU step: {e}"))
+            }
+        }
+    }
+
+    /// Starts uploading the next batch while the device computes the current one (GPU only).
+    pub(crate) fn prefetch(&mut self, x: &[f32]) -> Result<(), String> {
+        if let Engine::Gpu { trainer, staged } = self {
+            trainer.stage(x).map_err(|e| format!("GPU upload: {e}"))?;
+            *staged = true;
+        }
+        Ok(())
+    }
+
+    /// The report of the submitted step (waits for the device); L0 only when asked, as it costs
+    /// a download on the GPU.
+    pub(crate) fn finish(&mut self, want_l0: bool) -> Result<StepReport, String> {
+        match self {
+            Engine::Cpu { done, .. } => {
+                let mut r = done.take().ok_or("finish without a submitted step")?;
+                if !want_l0 {
+                    r.l0 = None;
+                }
+                Ok(r)
+            }
+            Engine::Gpu { trainer, .. } => {
                 let err = |e: bae_gpu::GpuError| format!("GPU step: {e}");
-                let losses = t.step(x, entropy_on).map_err(err)?;
+                let losses = trainer.losses().map_err(err)?;
                 let l0 = if want_l0 {
-                    Some(t.mean_l0().map_err(err)?)
+                    Some(trainer.mean_l0().map_err(err)?)
                 } else {
                     None
                 };
@@ -152,7 +191,7 @@ impl Engine {
 
     /// Brings `state` up to date with the device (weights, Adam moments and count).
     pub(crate) fn sync(&self, state: &mut TrainState) -> Result<(), String> {
-        if let Engine::Gpu(t) = self {
+        if let Engine::Gpu { trainer: t, .. } = self {
             let err = |e: bae_gpu::GpuError| format!("GPU download: {e}");
             state.params = t.params().map_err(err)?;
             let (m, v) = t.adam_moments().map_err(err)?;

@@ -151,29 +151,46 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), String> {
     bae_io::write_atomic(path, kept.as_bytes()).map_err(|e| e.to_string())
 }
 
-/// Gather a batch; with `skip`, rows holding NaN/Inf are left out and counted instead of failing.
-fn gather_batch(
-    src: &dyn RowSource,
-    rows: &[usize],
-    x: &mut [f32],
+/// The batches of a run in schedule order, gathered from the source.
+struct Batches<'a> {
+    schedule: &'a Schedule,
+    src: &'a dyn RowSource,
+    /// the row order of the epoch last loaded from
+    order: Option<(u64, Vec<usize>)>,
+    /// leave out rows holding NaN/Inf (counted) instead of failing
     skip: bool,
-    skipped: &mut u64,
-) -> Result<usize, String> {
-    let d = src.dim();
-    match src.gather(rows, &mut x[..rows.len() * d]) {
-        Ok(()) => Ok(rows.len()),
-        Err(e) if !skip => Err(e),
-        Err(_) => {
-            let mut n = 0;
-            for &r in rows {
-                if src.gather(&[r], &mut x[n * d..(n + 1) * d]).is_ok() {
-                    n += 1;
-                } else {
-                    *skipped += 1;
-                }
-            }
-            Ok(n)
+    skipped: u64,
+}
+
+impl Batches<'_> {
+    /// Gathers the batch of `step` into `x`: `(epoch, batch, rows)`, or `(epoch, batch, why)`.
+    fn load(&mut self, step: u64, x: &mut [f32]) -> Result<(u64, u64, usize), (u64, u64, String)> {
+        let (epoch, b) = self.schedule.position(step);
+        if self.order.as_ref().map(|o| o.0) != Some(epoch) {
+            self.order = Some((epoch, self.schedule.epoch_order(epoch)));
         }
+        let order = &self.order.as_ref().expect("order set above").1;
+        let rows = self.schedule.batch(order, b);
+        let d = self.src.dim();
+        let n = match self.src.gather(rows, &mut x[..rows.len() * d]) {
+            Ok(()) => rows.len(),
+            Err(e) if !self.skip => return Err((epoch, b, e)),
+            Err(_) => {
+                let mut n = 0;
+                for &r in rows {
+                    if self.src.gather(&[r], &mut x[n * d..(n + 1) * d]).is_ok() {
+                        n += 1;
+                    } else {
+                        self.skipped += 1;
+                    }
+                }
+                n
+            }
+        };
+        if n < 2 {
+            return Err((epoch, b, "fewer than two usable rows".to_string()));
+        }
+        Ok((epoch, b, n))
     }
 }
 
@@ -280,37 +297,42 @@ pub fn train(
     );
     bar.set_position(state.step * cfg.batch_size as u64);
     bar.reset_eta();
+    // two batch buffers: the next batch is gathered (and, on the GPU, uploaded) while the
+    // current step computes
     let mut x = vec![0f32; cfg.batch_size * d];
-    let mut order: Option<(u64, Vec<usize>)> = None;
+    let mut x_next = vec![0f32; cfg.batch_size * d];
+    let mut batches = Batches {
+        schedule: &schedule,
+        src,
+        order: None,
+        skip: cfg.skip_nonfinite,
+        skipped: 0,
+    };
     let started = Instant::now();
     let mut last_save = Instant::now();
     let mut tokens = 0u64;
-    let mut skipped = 0u64;
+    let mut loaded = batches.load(state.step, &mut x);
     while state.step < schedule.total_steps {
-        let (epoch, b) = schedule.position(state.step);
-        if order.as_ref().map(|o| o.0) != Some(epoch) {
-            order = Some((epoch, schedule.epoch_order(epoch)));
-        }
-        let rows = schedule.batch(&order.as_ref().expect("order set above").1, b);
-        let n = gather_batch(src, rows, &mut x, cfg.skip_nonfinite, &mut skipped).map_err(|e| {
+        let (epoch, b, n) = loaded.map_err(|(epoch, b, e)| {
             format!(
                 "step {} (epoch {epoch}, batch {b}): {e}; {}",
                 state.step,
                 last_good(last_ckpt)
             )
         })?;
-        if n < 2 {
-            return Err(format!(
-                "step {}: fewer than two usable rows in batch {b} of epoch {epoch}",
-                state.step
-            )
-            .into());
-        }
-        let xb = &x[..n * d];
         let entropy_on = state.step >= ent_start;
         let logged = (state.step + 1).is_multiple_of(cfg.log_every)
             || state.step + 1 == schedule.total_steps;
-        let r = engine.step(&mut state, xb, n, entropy_on, logged)?;
+        engine.submit(&mut state, &x[..n * d], n, entropy_on)?;
+        loaded = Err((0, 0, "no batch after the last step".into()));
+        if state.step + 1 < schedule.total_steps {
+            loaded = batches.load(state.step + 1, &mut x_next);
+            if let Ok((_, _, n_next)) = loaded {
+                engine.prefetch(&x_next[..n_next * d])?;
+            }
+        }
+        let r = engine.finish(logged)?;
+        std::mem::swap(&mut x, &mut x_next);
         if !r.losses.total.is_finite() {
             return Err(format!(
                 "step {}: loss became {} (epoch {epoch}, batch {b}); {}",
@@ -407,7 +429,7 @@ pub fn train(
         "entropy_start": ent_start,
         "train_tokens_per_s": train_tokens_per_s,
         "device": device,
-        "skipped_nonfinite_rows": skipped,
+        "skipped_nonfinite_rows": batches.skipped,
         "validation": val,
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
@@ -422,7 +444,7 @@ pub fn train(
         train_tokens_per_s,
         device,
         device_note,
-        skipped_rows: skipped,
+        skipped_rows: batches.skipped,
     })
 }
 

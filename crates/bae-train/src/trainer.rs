@@ -427,7 +427,7 @@ pub fn train(
         "steps": state.step,
         "train_rows": schedule.n_train,
         "entropy_start": ent_start,
-        "train_tokens_per_s": train_tokens_per_s,
+        "train_tokens_per_s": (tokens > 0).then_some(train_tokens_per_s),
         "device": device,
         "skipped_nonfinite_rows": batches.skipped,
         "validation": val,

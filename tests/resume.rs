@@ -15,7 +15,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const STEPS: &str = "600";
+const STEPS: &str = "1200";
 
 fn make_data(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("x.safetensors");
@@ -76,6 +76,15 @@ fn resume(out: &Path) -> Child {
         .unwrap()
 }
 
+/// The step of the complete checkpoint in `out` (0 when there is none yet).
+fn checkpoint_step(out: &Path) -> u64 {
+    let Ok(bytes) = std::fs::read(out.join("checkpoint.safetensors")) else {
+        return 0;
+    };
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().as_ref().unwrap()["step"].parse().unwrap()
+}
+
 fn weights(out: &Path) -> Vec<(String, Vec<u32>)> {
     let (t, _) = bae_io::load_tensors(&out.join("model.safetensors")).unwrap();
     t.into_iter()
@@ -97,20 +106,25 @@ fn kill_9_and_resume_is_bit_identical() {
     let full = t0.elapsed();
 
     let out = dir.path().join("killed");
+    let total: u64 = STEPS.parse().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(77);
     let mut child = start(&data, &out);
-    let mut kills = 0;
-    while kills < cycles {
-        // spread the kills over about one run's length
-        let share = rng.random_range(0.1..0.9) / cycles as f64;
-        let delay = Duration::from_secs_f64(full.as_secs_f64() * share);
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_some() {
-            break; // finished before the kill landed
+    // the checkpoint step on disk at each kill: proof that the kills landed inside training
+    let mut killed_at = Vec::new();
+    'cycles: while killed_at.len() < cycles {
+        // let the run go a random stretch past its last checkpoint ...
+        let target = checkpoint_step(&out) + rng.random_range(1..=total / cycles as u64);
+        while checkpoint_step(&out) < target {
+            if child.try_wait().unwrap().is_some() {
+                break 'cycles; // finished before the kill landed
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
+        // ... then kill it at a random moment of the following steps (a checkpoint write included)
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        kills += 1;
+        killed_at.push(checkpoint_step(&out));
         child = resume(&out);
     }
     let o = child.wait_with_output().unwrap();
@@ -119,10 +133,18 @@ fn kill_9_and_resume_is_bit_identical() {
         "final resume failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    eprintln!("{kills} kill -9 / resume cycles (uninterrupted run: {full:?})");
-    assert!(
-        kills * 2 >= cycles,
+    let kills = killed_at.len();
+    eprintln!(
+        "{kills} kill -9 / resume cycles, at checkpoint steps {killed_at:?} of {total} \
+         (uninterrupted run: {full:?})"
+    );
+    assert_eq!(
+        kills, cycles,
         "only {kills} of {cycles} kills landed before the run finished"
+    );
+    assert!(
+        killed_at.windows(2).all(|w| w[0] < w[1]) && killed_at[0] > 0,
+        "each kill must land after training progressed: {killed_at:?}"
     );
     assert_eq!(
         weights(&out),

@@ -5,6 +5,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn step(c: &mut Criterion) {
+    bae_train::memory::keep_freed_memory();
     let mut group = c.benchmark_group("train_step_cpu");
     group.sample_size(10);
     for (d, dc, n) in [(576usize, 2304usize, 512usize), (2048, 8192, 512)] {

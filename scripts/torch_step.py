@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The official BAE training step in PyTorch, timed on a GPU: the baseline for crates/bae-gpu.
+"""The official BAE training step in PyTorch, timed on a GPU (or the CPU): the baseline for our trainer.
 
 Re-expresses the official trainer's step faithfully (float32):
   * encoder / decoder: nn.Linear with bias (d -> d', d' -> d), torch's default init
@@ -11,17 +11,19 @@ Re-expresses the official trainer's step faithfully (float32):
   * Adam(lr 5e-4, betas (0.9, 0.999), eps 1e-8), float32, TF32 off.
 and a best-effort variant: bf16 autocast + torch.compile of forward and loss.
 
-Timing: CUDA events around whole steps (forward, loss, backward, optimizer.step), after warm-up,
-median of many, at d=2048, d'=8192, n=512 and d=3072, d'=12288, n=512. Prints tokens/s and the
+Timing: CUDA events (on the CPU: a monotonic clock) around whole steps (forward, loss, backward,
+optimizer.step), after warm-up, median of many, at d=2048, d'=8192, n=512 and d=3072, d'=12288, n=512. Prints tokens/s and the
 achieved TFLOP/s counting the autoencoder's dense products (10 n d d') and, separately, the
 covariance products torch really runs (~6 n d'^2: cov forward and its backward).
 
   python3 scripts/torch_step.py                # both variants, both sizes
   python3 scripts/torch_step.py --no-compile   # official float32 only
   python3 scripts/torch_step.py --sizes 2048,8192,512 --reps 100
+  python3 scripts/torch_step.py --device cpu --threads 2 --no-compile --sizes 576,2304,512
 """
 import argparse
 import statistics
+import time
 
 import torch
 import torch.nn as nn
@@ -86,9 +88,16 @@ def loss_fn(model, x, lambda_e, lambda_c, entropy_on):
     return loss
 
 
-def time_steps(step, reps, warmup):
+def time_steps(step, reps, warmup, dev):
     for _ in range(warmup):
         step()
+    if dev.type == "cpu":
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(times), min(times), max(times)
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
@@ -104,7 +113,7 @@ def time_steps(step, reps, warmup):
 
 def run(d, dc, n, variant, args):
     torch.manual_seed(0)
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
     model = BAE(d, dc, args.estimator).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8)
     batches = [torch.randn(n, d, device=dev) for _ in range(4)]  # rotate: no cache-warm repeats
@@ -114,7 +123,7 @@ def run(d, dc, n, variant, args):
     compute = loss_fn
     if variant == "bf16+compile":
         def compute(model, x, le, lc, on):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
                 return loss_fn(model, x, le, lc, on)
         compute = torch.compile(compute)
 
@@ -126,7 +135,7 @@ def run(d, dc, n, variant, args):
         loss.backward()
         opt.step()
 
-    med, lo, hi = time_steps(step, args.reps, args.warmup)
+    med, lo, hi = time_steps(step, args.reps, args.warmup, dev)
     ae_flops = 10.0 * n * d * dc
     cov_flops = 6.0 * n * dc * dc if lam_c != 0.0 else 0.0
     s = med / 1e3
@@ -147,11 +156,19 @@ def main():
     ap.add_argument("--lambda-c", type=float, default=1e-7)
     ap.add_argument("--no-cov", action="store_true", help="drop the covariance term")
     ap.add_argument("--no-compile", action="store_true", help="official float32 variant only")
+    ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = ap.parse_args()
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        where = torch.cuda.get_device_name()
+    else:
+        where = f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}")
     variants = ["f32"] + ([] if args.no_compile else ["bf16+compile"])
     for spec in args.sizes.split(";"):
         d, dc, n = (int(v) for v in spec.split(","))

@@ -450,6 +450,7 @@ fn extract(a: bae_llm::ExtractArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    bae_train::memory::keep_freed_memory();
     let result = match cli.command {
         Command::Train(a) => train(a),
         Command::Synth(a) => synth(a).map_err(Failure::Message),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod memory;
 pub mod pages;
 pub mod plots;
 pub mod store;

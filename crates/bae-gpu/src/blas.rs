@@ -1,6 +1,15 @@
 //! Dense GEMMs on row-major matrices: cuBLAS `sgemm` (true f32, the fidelity mode) and cuBLASLt
 //! (TF32, or bf16 operands with f32 accumulation and f32 output: the fast modes), both on the
-//! compute stream. cuBLASLt descriptors and the chosen algorithm are cached per shape.
+//! compute stream. cuBLASLt descriptors and the chosen algorithm are cached per shape, mode and
+//! operand alignment; [`Blas::prepare`] builds a plan ahead (the trainer does it at start-up, so a
+//! heuristic that finds no algorithm fails there, not at the first step).
+//!
+//! Reproducibility: cuBLAS and cuBLASLt give bit-identical results run to run for one library
+//! version on GPUs of one architecture and SM count, when each handle works on one stream with a
+//! workspace of its own. Here both handles work on the compute stream only, with the user-owned
+//! workspace below (sgemm included, via `cublasSetWorkspace`), atomics are disallowed for sgemm,
+//! and the Lt algorithm is chosen once per (shape, mode, alignment), so a resumed run reuses the
+//! same algorithms as an uninterrupted one. Not covered: another cuBLAS version or another GPU.
 //!
 //! Row-major `C[m x n] = op(A) op(B)` is the column-major product `C^T = op(B)^T op(A)^T`, so every
 //! call swaps the operands and passes the row-major widths as leading dimensions.
@@ -76,7 +85,23 @@ pub struct Blas {
     handle: blas_sys::cublasHandle_t,
     lt: lt_sys::cublasLtHandle_t,
     workspace: CudaSlice<u8>,
-    plans: Mutex<HashMap<(GemmShape, GemmMode), LtPlan>>,
+    plans: Mutex<HashMap<PlanKey, LtPlan>>,
+}
+
+/// A cuBLASLt plan is valid for one shape, mode and operand alignment (bytes of A, B, C = D in
+/// the column-major call).
+type PlanKey = (GemmShape, GemmMode, [u32; 3]);
+
+/// The alignment cuBLASLt's default preference assumes; every buffer of the trainer starts on it.
+pub const LT_ALIGNMENT: u32 = 256;
+
+/// The largest power of two (capped at [`LT_ALIGNMENT`]) dividing a device address.
+pub fn ptr_alignment(ptr: u64) -> u32 {
+    if ptr == 0 {
+        LT_ALIGNMENT
+    } else {
+        (1u64 << ptr.trailing_zeros().min(LT_ALIGNMENT.trailing_zeros())) as u32
+    }
 }
 
 // SAFETY: the handles are used from one thread at a time (&self methods serialise on the stream;
@@ -101,8 +126,22 @@ impl Blas {
         // SAFETY: valid handle and stream.
         unsafe { blas::set_stream(handle, stream.cu_stream() as _) }?;
         let lt = lt::create_handle()?;
-        // SAFETY: the workspace is only ever handed to cuBLASLt, which writes it before reading.
+        // SAFETY: the workspace is only ever handed to cuBLAS(Lt), which writes it before reading.
         let workspace = unsafe { stream.alloc::<u8>(WORKSPACE_BYTES) }?;
+        {
+            let (ws, _guard) = workspace.device_ptr(&stream);
+            // SAFETY: live handle; the workspace outlives it (both dropped with `Blas`, the
+            // handle first in `Drop`) and is used on the handle's stream only.
+            unsafe {
+                blas_sys::cublasSetWorkspace_v2(handle, ws as *mut c_void, WORKSPACE_BYTES)
+                    .result()?;
+                blas_sys::cublasSetAtomicsMode(
+                    handle,
+                    blas_sys::cublasAtomicsMode_t::CUBLAS_ATOMICS_NOT_ALLOWED,
+                )
+                .result()?;
+            }
+        }
         Ok(Blas {
             stream,
             handle,
@@ -172,11 +211,13 @@ impl Blas {
                 }?;
             }
             GemmMode::Tf32 | GemmMode::Bf16 => {
+                let align = [a_cm, b_cm, c].map(ptr_alignment);
+                let key = (s, mode, align);
                 let mut plans = self.plans.lock().expect("plan cache");
-                if let std::collections::hash_map::Entry::Vacant(e) = plans.entry((s, mode)) {
-                    e.insert(self.plan(mode, s)?);
+                if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(key) {
+                    e.insert(self.plan(mode, s, align)?);
                 }
-                let plan = &plans[&(s, mode)];
+                let plan = &plans[&key];
                 let (ws, _guard) = self.workspace.device_ptr(&self.stream);
                 // SAFETY: per the caller's contract; descriptors from `plan`.
                 unsafe {
@@ -204,8 +245,23 @@ impl Blas {
         Ok(())
     }
 
-    /// cuBLASLt descriptors and the heuristic's first algorithm for one shape.
-    fn plan(&self, mode: GemmMode, s: GemmShape) -> Result<LtPlan> {
+    /// Builds (and caches) the cuBLASLt plan for `s` with every operand on a
+    /// [`LT_ALIGNMENT`]-byte boundary; nothing to do for `F32` (sgemm needs no plan).
+    pub fn prepare(&self, mode: GemmMode, s: GemmShape) -> Result<()> {
+        if mode == GemmMode::F32 || s.m == 0 || s.n == 0 {
+            return Ok(());
+        }
+        let align = [LT_ALIGNMENT; 3];
+        let mut plans = self.plans.lock().expect("plan cache");
+        if let std::collections::hash_map::Entry::Vacant(e) = plans.entry((s, mode, align)) {
+            e.insert(self.plan(mode, s, align)?);
+        }
+        Ok(())
+    }
+
+    /// cuBLASLt descriptors and the heuristic's first algorithm for one shape, told the real
+    /// alignment of the operands (`align`: A, B, C = D of the column-major call, in bytes).
+    fn plan(&self, mode: GemmMode, s: GemmShape, align: [u32; 3]) -> Result<LtPlan> {
         use lt_sys::cublasComputeType_t as Compute;
         use lt_sys::cudaDataType_t as Dt;
         let (ta, tb, m, n, k, lda, ldb, ldc) = s.col_major();
@@ -255,13 +311,31 @@ impl Blas {
             let pref = lt::create_matmul_pref()?;
             let ws = WORKSPACE_BYTES;
             // SAFETY: live preference, usize attribute.
+            use lt_sys::cublasLtMatmulPreferenceAttributes_t as Pref;
+            let aligns = [
+                (Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align[0]),
+                (Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align[1]),
+                (Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align[2]),
+                (Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align[2]),
+            ];
             let heuristic = unsafe {
                 lt::set_matmul_pref_attribute(
                     pref,
-                    lt_sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                    Pref::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                     (&ws as *const usize).cast(),
                     std::mem::size_of::<usize>(),
                 )
+                .and_then(|_| {
+                    for (attr, bytes) in aligns {
+                        lt::set_matmul_pref_attribute(
+                            pref,
+                            attr,
+                            (&bytes as *const u32).cast(),
+                            std::mem::size_of::<u32>(),
+                        )?;
+                    }
+                    Ok(())
+                })
                 .and_then(|_| {
                     lt::get_matmul_algo_heuristic(
                         self.lt,
@@ -304,5 +378,19 @@ impl Drop for Blas {
             let _ = blas::destroy_handle(self.handle);
             let _ = lt::destroy_handle(self.lt);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_of_device_addresses() {
+        assert_eq!(ptr_alignment(0x7f00_0000_0000), 256);
+        assert_eq!(ptr_alignment(0x7f00_0000_0080), 128);
+        assert_eq!(ptr_alignment(0x7f00_0000_0044), 4);
+        assert_eq!(ptr_alignment(0x7f00_0000_0002), 2);
+        assert_eq!(ptr_alignment(0), 256);
     }
 }

@@ -21,5 +21,21 @@ pub use context::{GpuContext, gpu_or_skip, unavailable_reason};
 pub use error::{GpuError, Result};
 pub use trainer::{GpuTrainer, StepTensors, TrainerConfig};
 
+/// The commit at which `scripts/gpu_session.sh run all` last passed on real hardware (every
+/// kernel against its CPU twin, the whole step, compute-sanitizer, `--device cuda` against
+/// `--device cpu`, exact resume). `None` until then: `bae train --device auto` keeps to the CPU
+/// and `--device cuda` warns, so nobody gets numbers from a path that never ran on a GPU.
+pub const HARDWARE_VERIFIED: Option<&str> = None;
+
+/// Why `--device auto` does not choose the GPU yet, in one line (None once verified).
+pub fn unverified_reason() -> Option<&'static str> {
+    match HARDWARE_VERIFIED {
+        Some(_) => None,
+        None => Some(
+            "the GPU path has not yet been verified on GPU hardware (kernels and trainer never ran against their CPU twins on a device)",
+        ),
+    }
+}
+
 /// cudarc, re-exported so users of the wrappers can name device buffers.
 pub use cudarc;

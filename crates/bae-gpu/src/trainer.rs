@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The parameters, Adam moments and gradients each live in one device buffer (`W_enc | b_enc |
-//! W_dec | b_dec`, each tensor starting on a 64-element boundary), so Adam is a single launch.
+//! W_dec | b_dec`, each tensor starting on a 256-byte boundary in bf16 and f32, as cuBLASLt's
+//! default alignment wants), so Adam is a single launch.
 //! Batches are staged through two pinned host buffers and uploaded on the copy stream, so the
 //! upload of batch t+1 overlaps the compute of batch t ([`GpuTrainer::stage`] /
 //! [`GpuTrainer::run_staged`]).
@@ -72,7 +73,7 @@ impl Layout {
         let mut at = 0;
         for (o, len) in off.iter_mut().zip(lens) {
             *o = at;
-            at = (at + len).next_multiple_of(64);
+            at = (at + len).next_multiple_of(TENSOR_ALIGN_ELEMS);
         }
         Layout {
             d,
@@ -107,6 +108,11 @@ impl Layout {
     }
 }
 
+/// Tensor starts in the flat buffers: 128 elements are 256 bytes in the bf16 shadow (512 in f32),
+/// cuBLASLt's default operand alignment (a 64-element start put W_dec's bf16 shadow on a 128-byte
+/// boundary, e.g. at d = 48, d' = 192).
+const TENSOR_ALIGN_ELEMS: usize = 128;
+
 const W_ENC: usize = 0;
 const B_ENC: usize = 1;
 const W_DEC: usize = 2;
@@ -130,13 +136,108 @@ pub struct StepTensors {
 /// Two pinned host buffers and the events that order their reuse.
 struct Staging {
     pinned: [PinnedHostSlice<f32>; 2],
-    /// recorded on the compute stream after the step that read device slot s
+    /// recorded on the compute stream after the step that read device slot s (and once at the
+    /// end of `new`, after the allocations and memsets of the slots)
     consumed: [CudaEvent; 2],
     /// recorded on the copy stream after the upload into device slot s
     uploaded: [CudaEvent; 2],
+    book: SlotBook,
+}
+
+/// The last computed batch: its rows, device slot and entropy switch, and whether the slot still
+/// holds it (a later `stage` into the same slot overwrites it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LastStep {
+    pub n: usize,
+    pub slot: usize,
+    pub entropy_on: bool,
+    pub intact: bool,
+}
+
+/// Which device slot holds which batch (pure bookkeeping, no CUDA: unit-tested on the CPU).
+#[derive(Debug, Default)]
+pub(crate) struct SlotBook {
     next: usize,
     /// staged (slot, rows), oldest first
     queue: VecDeque<(usize, usize)>,
+    last: Option<LastStep>,
+}
+
+impl SlotBook {
+    /// The slot for a new batch of `rows`; at most two batches wait at once.
+    pub fn stage(&mut self, rows: usize) -> std::result::Result<usize, &'static str> {
+        if self.queue.len() == 2 {
+            return Err("two batches are already staged: run a step first");
+        }
+        let slot = self.next;
+        if let Some(last) = self.last.as_mut().filter(|l| l.slot == slot) {
+            last.intact = false;
+        }
+        self.queue.push_back((slot, rows));
+        self.next ^= 1;
+        Ok(slot)
+    }
+
+    /// The oldest staged batch (slot, rows), which the next step computes on.
+    pub fn take(&mut self) -> Option<(usize, usize)> {
+        self.queue.pop_front()
+    }
+
+    pub fn ran(&mut self, slot: usize, n: usize, entropy_on: bool) {
+        self.last = Some(LastStep {
+            n,
+            slot,
+            entropy_on,
+            intact: true,
+        });
+    }
+
+    pub fn last(&self) -> Option<LastStep> {
+        self.last
+    }
+
+    /// The batch a rerun computes on: the last step's, if its slot was not restaged since.
+    pub fn rerun(&self) -> std::result::Result<LastStep, &'static str> {
+        match self.last {
+            None => Err("no batch yet"),
+            Some(l) if !l.intact => Err(
+                "the last step's batch was overwritten by a later stage(): run that batch instead",
+            ),
+            Some(l) => Ok(l),
+        }
+    }
+}
+
+/// The five dense products of a step on `n` rows (row-major shapes).
+#[derive(Clone, Copy, Debug)]
+struct StepShapes {
+    /// Z = X W_enc: n x d'
+    encode: GemmShape,
+    /// X^ = H W_dec: n x d
+    decode: GemmShape,
+    /// G = dL/dX^ W_dec^T: n x d'
+    back: GemmShape,
+    /// dW_enc = X^T dL/dZ: d x d'
+    w_enc: GemmShape,
+    /// dW_dec = H^T dL/dX^: d' x d
+    w_dec: GemmShape,
+}
+
+impl StepShapes {
+    fn new(n: usize, d: usize, dc: usize) -> Self {
+        let g = |m, n, k, a_t, b_t| GemmShape { m, n, k, a_t, b_t };
+        StepShapes {
+            encode: g(n, dc, d, false, false),
+            decode: g(n, d, dc, false, false),
+            back: g(n, dc, d, false, true),
+            w_enc: g(d, dc, n, true, false),
+            w_dec: g(dc, d, n, true, false),
+        }
+    }
+
+    fn all(&self) -> [GemmShape; 5] {
+        [self.encode, self.decode, self.back, self.w_enc, self.w_dec]
+    }
 }
 
 pub struct GpuTrainer {
@@ -184,8 +285,6 @@ pub struct GpuTrainer {
     sse: CudaSlice<f64>,
     colsum_partial: CudaSlice<f32>,
 
-    /// rows, slot and entropy switch of the last computed batch
-    last: Option<(usize, usize, bool)>,
     /// biases kept at their initial value (`--no-enc-bias` / `--no-dec-bias`)
     frozen: [bool; 2],
 }
@@ -238,11 +337,10 @@ impl GpuTrainer {
             pinned,
             consumed: [ctx.new_event(None)?, ctx.new_event(None)?],
             uploaded: [ctx.new_event(None)?, ctx.new_event(None)?],
-            next: 0,
-            queue: VecDeque::new(),
+            book: SlotBook::default(),
         };
         let nb = dc.div_ceil(64);
-        Ok(GpuTrainer {
+        let trainer = GpuTrainer {
             blas,
             layout,
             max_n,
@@ -307,10 +405,20 @@ impl GpuTrainer {
             mse_partial: stream.alloc_zeros(ops::MSE_BLOCKS)?,
             sse: stream.alloc_zeros(1)?,
             colsum_partial: stream.alloc_zeros(max_n.div_ceil(ops::COLSUM_ROWS) * d.max(dc))?,
-            last: None,
             frozen: [false; 2],
             gpu: gpu.clone(),
-        })
+        };
+        // cuBLASLt plans for the full batch now: a heuristic that finds no algorithm fails here
+        // (and `--device auto` falls back to the CPU), not at the first step
+        for shape in StepShapes::new(max_n, d, dc).all() {
+            trainer.blas.prepare(trainer.mode, shape)?;
+        }
+        // the slots were allocated and zeroed on the compute stream (stream-ordered); the first
+        // upload on the copy stream waits on these events, so it lands after the memsets
+        for ev in &trainer.staging.consumed {
+            ev.record(stream)?;
+        }
+        Ok(trainer)
     }
 
     pub fn gpu(&self) -> &GpuContext {
@@ -365,12 +473,10 @@ impl GpuTrainer {
             )));
         }
         let st = &mut self.staging;
-        if st.queue.len() == 2 {
-            return Err(GpuError::Invalid(
-                "two batches are already staged: run a step first".into(),
-            ));
-        }
-        let slot = st.next;
+        let slot = st
+            .book
+            .stage(x.len() / d)
+            .map_err(|e| GpuError::Invalid(e.into()))?;
         // the previous upload from this pinned buffer must be finished before the host rewrites it
         // (cudarc's own pinned-buffer events are inactive: event tracking is off)
         st.uploaded[slot].synchronize()?;
@@ -378,10 +484,10 @@ impl GpuTrainer {
         let copy = self.gpu.copy_stream();
         // the device slot must not be overwritten before the step that reads it is done
         copy.wait(&st.consumed[slot])?;
-        copy.memcpy_htod(&st.pinned[slot], &mut self.x[slot])?;
+        // only the rows given: a short last batch uploads its own size, not the whole buffer
+        let rows = &st.pinned[slot].as_slice()?[..x.len()];
+        copy.memcpy_htod(rows, &mut self.x[slot].slice_mut(..x.len()))?;
         st.uploaded[slot].record(copy)?;
-        st.queue.push_back((slot, x.len() / d));
-        st.next ^= 1;
         Ok(())
     }
 
@@ -390,8 +496,8 @@ impl GpuTrainer {
     pub fn run_staged(&mut self, entropy_on: bool, adam: bool) -> Result<()> {
         let (slot, n) = self
             .staging
-            .queue
-            .pop_front()
+            .book
+            .take()
             .ok_or_else(|| GpuError::Invalid("no staged batch".into()))?;
         self.gpu.stream().wait(&self.staging.uploaded[slot])?;
         self.compute(slot, n, entropy_on)?;
@@ -402,11 +508,16 @@ impl GpuTrainer {
         Ok(())
     }
 
-    /// Runs the step again on the batch of the last step (benchmarks: no upload).
+    /// Runs the step again on the batch of the last step (benchmarks: no upload). Refused when
+    /// that batch's slot was restaged since (`step(a); stage(b); stage(c)` overwrites `a`).
     pub fn rerun(&mut self, adam: bool) -> Result<()> {
-        let (n, slot, entropy_on) = self
-            .last
-            .ok_or_else(|| GpuError::Invalid("no batch yet".into()))?;
+        let last = self
+            .staging
+            .book
+            .rerun()
+            .map_err(|e| GpuError::Invalid(e.into()))?;
+        let (n, slot, entropy_on) = (last.n, last.slot, last.entropy_on);
+        self.gpu.stream().wait(&self.staging.uploaded[slot])?;
         self.compute(slot, n, entropy_on)?;
         self.staging.consumed[slot].record(self.gpu.stream())?;
         if adam {
@@ -441,6 +552,7 @@ impl GpuTrainer {
         let gpu = self.gpu.clone();
         let gpu = &gpu;
         let bf = self.mode == GemmMode::Bf16;
+        let shapes = StepShapes::new(n, d, dc);
         self.codes.n_rows = n;
         self.cols.n_rows = n;
 
@@ -480,18 +592,7 @@ impl GpuTrainer {
             )?;
         } else {
             let out_ptr = dpm(gpu, &mut self.z);
-            self.gemm(
-                GemmShape {
-                    m: n,
-                    n: dc,
-                    k: d,
-                    a_t: false,
-                    b_t: false,
-                },
-                x_op,
-                wenc_op,
-                out_ptr,
-            )?;
+            self.gemm(shapes.encode, x_op, wenc_op, out_ptr)?;
             ops::encode_binarize(
                 gpu,
                 &mut self.z,
@@ -512,18 +613,7 @@ impl GpuTrainer {
 
         // X^ = H W_dec (+ b_dec in mse_grad), MSE and dL/dX^
         let out_ptr = dpm(gpu, &mut self.xhat);
-        self.gemm(
-            GemmShape {
-                m: n,
-                n: d,
-                k: dc,
-                a_t: false,
-                b_t: false,
-            },
-            h_op,
-            wdec_op,
-            out_ptr,
-        )?;
+        self.gemm(shapes.decode, h_op, wdec_op, out_ptr)?;
         let b_dec = self.params.slice(self.layout.range(B_DEC));
         ops::mse_grad(
             gpu,
@@ -571,18 +661,7 @@ impl GpuTrainer {
             dp(gpu, &self.dxhat)
         };
         let out_ptr = dpm(gpu, &mut self.g);
-        self.gemm(
-            GemmShape {
-                m: n,
-                n: dc,
-                k: d,
-                a_t: false,
-                b_t: true,
-            },
-            dx_op,
-            wdec_op,
-            out_ptr,
-        )?;
+        self.gemm(shapes.back, dx_op, wdec_op, out_ptr)?;
         let coef = use_coef.then_some(&self.coef);
         let out = GradOutputs {
             dz: Some(&mut self.dz),
@@ -613,30 +692,8 @@ impl GpuTrainer {
         } else {
             dp(gpu, &self.dz)
         };
-        self.gemm(
-            GemmShape {
-                m: d,
-                n: dc,
-                k: n,
-                a_t: true,
-                b_t: false,
-            },
-            x_op,
-            dz_op,
-            gp(W_ENC),
-        )?;
-        self.gemm(
-            GemmShape {
-                m: dc,
-                n: d,
-                k: n,
-                a_t: true,
-                b_t: false,
-            },
-            h_op,
-            dx_op,
-            gp(W_DEC),
-        )?;
+        self.gemm(shapes.w_enc, x_op, dz_op, gp(W_ENC))?;
+        self.gemm(shapes.w_dec, h_op, dx_op, gp(W_DEC))?;
         let (r_benc, r_bdec) = (self.layout.range(B_ENC), self.layout.range(B_DEC));
         ops::column_sums(
             gpu,
@@ -655,8 +712,16 @@ impl GpuTrainer {
             &mut self.grads.slice_mut(r_bdec),
         )?;
 
-        self.last = Some((n, slot, entropy_on));
+        self.staging.book.ran(slot, n, entropy_on);
         Ok(())
+    }
+
+    /// The last computed batch, or an error before the first step.
+    fn last(&self) -> Result<LastStep> {
+        self.staging
+            .book
+            .last()
+            .ok_or_else(|| GpuError::Invalid("no step yet".into()))
     }
 
     fn apply_adam(&mut self) -> Result<()> {
@@ -684,9 +749,7 @@ impl GpuTrainer {
 
     /// Losses of the last step (waits for the GPU), as `bae_ref::step` reports them.
     pub fn losses(&self) -> Result<Losses> {
-        let (n, _, entropy_on) = self
-            .last
-            .ok_or_else(|| GpuError::Invalid("no step yet".into()))?;
+        let LastStep { n, entropy_on, .. } = self.last()?;
         let gpu = &self.gpu;
         let sse = ops::download(gpu, &self.sse)?[0];
         let ent = ops::download(gpu, &self.entropy_out)?;
@@ -711,9 +774,7 @@ impl GpuTrainer {
 
     /// Mean number of active codes per row in the last step (from the firing counts).
     pub fn mean_l0(&self) -> Result<f64> {
-        let (n, _, _) = self
-            .last
-            .ok_or_else(|| GpuError::Invalid("no step yet".into()))?;
+        let n = self.last()?.n;
         let counts = ops::download(&self.gpu, &self.counts)?;
         Ok(counts.iter().map(|&c| c as f64).sum::<f64>() / n as f64)
     }
@@ -743,9 +804,7 @@ impl GpuTrainer {
     /// Everything the last step computed (forward tensors, upstream gradients, parameter
     /// gradients), downloaded.
     pub fn step_tensors(&self) -> Result<StepTensors> {
-        let (n, _, _) = self
-            .last
-            .ok_or_else(|| GpuError::Invalid("no step yet".into()))?;
+        let n = self.last()?.n;
         let (d, dc) = (self.layout.d, self.layout.dc);
         let gpu = &self.gpu;
         Ok(StepTensors {
@@ -781,5 +840,65 @@ impl DevRows {
         let words = ops::download(gpu, &self.words.slice(..n * wpr))?;
         PackedRows::from_words(n, self.n_cols, words)
             .map_err(|e| GpuError::Invalid(format!("downloaded codes: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tensor_starts_on_256_bytes_in_bf16_and_f32() {
+        for (d, dc) in [
+            (48, 192),
+            (8, 32),
+            (576, 2304),
+            (33, 65),
+            (1, 1),
+            (2048, 8192),
+        ] {
+            let l = Layout::new(d, dc);
+            for (t, off) in l.off.iter().enumerate() {
+                assert_eq!(
+                    (off * 2) % 256,
+                    0,
+                    "d={d} d'={dc} tensor {t} at element {off}"
+                );
+                assert!(l.range(t).end <= l.total);
+            }
+            let p = Params::<f32>::zeros(d, dc);
+            assert_eq!(l.unflatten(&l.flatten(&p)), p);
+        }
+    }
+
+    #[test]
+    fn rerun_refuses_a_restaged_slot() {
+        // step(a); stage(b); stage(c); rerun() would read c half-written over a
+        let mut b = SlotBook::default();
+        let a = b.stage(10).unwrap();
+        assert_eq!(b.take(), Some((a, 10)));
+        b.ran(a, 10, true);
+        assert_eq!(b.rerun().unwrap().n, 10);
+        b.stage(7).unwrap(); // the other slot: a stays intact
+        assert_eq!(b.rerun().unwrap().slot, a);
+        assert_eq!(b.stage(5).unwrap(), a);
+        assert!(b.rerun().unwrap_err().contains("overwritten"));
+        assert!(b.stage(1).is_err(), "a third batch waits for a step");
+        assert_eq!(b.take(), Some((a ^ 1, 7)));
+        assert_eq!(b.take(), Some((a, 5)));
+        assert_eq!(b.take(), None);
+    }
+
+    #[test]
+    fn rerun_before_any_step_is_an_error() {
+        assert_eq!(SlotBook::default().rerun().unwrap_err(), "no batch yet");
+    }
+
+    #[test]
+    fn step_shapes_cover_the_five_products() {
+        let s = StepShapes::new(77, 48, 192);
+        let flops: f64 = s.all().iter().map(|g| g.flops()).sum();
+        assert_eq!(flops, 10.0 * 77.0 * 48.0 * 192.0);
+        assert_eq!((s.w_dec.m, s.w_dec.n, s.w_dec.k), (192, 48, 77));
     }
 }

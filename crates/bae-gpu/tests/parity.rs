@@ -1011,6 +1011,78 @@ fn staged_batches_equal_sequential_steps() {
     );
 }
 
+/// A ragged shape whose bf16 W_dec shadow started on a 128-byte boundary before the 256-byte
+/// layout (d = 48, d' = 192): every mode runs it, tracks f32, and is bit-reproducible run to run
+/// (two trainers from the same start on the same batches; GPU resume relies on it).
+#[test]
+fn ragged_shape_all_modes_reproducible() {
+    let Some(gpu) = gpu_or_skip("ragged_modes") else {
+        return;
+    };
+    let mut rng = rng("ragged_modes");
+    let (n, d, dc) = (77, 48, 192);
+    let (p, _) = separated_problem(&mut rng, n, d, dc, 0.0);
+    let batches: Vec<Vec<f32>> = [n, n, 31]
+        .iter()
+        .map(|&m| (0..m * d).map(|_| normal(&mut rng)).collect())
+        .collect();
+    let arch = bae(Estimator::SignS, 1e-3, 1e-3);
+    let mut f32_mse = None;
+    for (mode, fused) in [
+        (GemmMode::F32, false),
+        (GemmMode::Tf32, false),
+        (GemmMode::Bf16, false),
+        (GemmMode::Bf16, true),
+    ] {
+        let cfg = TrainerConfig {
+            fused_encode: fused,
+            ..TrainerConfig::new(arch, AdamConfig::default(), n, mode)
+        };
+        let run = || {
+            let mut tr = GpuTrainer::new(&gpu, &p, cfg).expect("trainer");
+            let l: Vec<_> = batches.iter().map(|b| tr.step(b, true).unwrap()).collect();
+            (l, tr.params().unwrap())
+        };
+        let (l1, p1) = run();
+        let (l2, p2) = run();
+        assert_eq!(p1, p2, "{mode:?} fused={fused}: two runs differ");
+        assert_eq!(l1[2].total.to_bits(), l2[2].total.to_bits());
+        let mse = l1[0].mse;
+        let reference = *f32_mse.get_or_insert(mse);
+        let tol = if mode == GemmMode::Bf16 { 3e-2 } else { 5e-3 };
+        println!("{mode:?} fused={fused}: first-step mse {mse} (f32 {reference})");
+        assert!(
+            (mse - reference).abs() <= tol * reference,
+            "{mode:?} mse {mse} vs {reference}"
+        );
+    }
+}
+
+/// `step(a); stage(b); stage(c); rerun()` must not read `c` half-written over `a`.
+#[test]
+fn rerun_refuses_restaged_batch() {
+    let Some(gpu) = gpu_or_skip("rerun") else {
+        return;
+    };
+    let mut rng = rng("rerun");
+    let (n, d, dc) = (40, 16, 64);
+    let (p, x) = separated_problem(&mut rng, n, d, dc, 0.0);
+    let cfg = TrainerConfig::new(
+        bae(Estimator::SignS, 1e-3, 1e-3),
+        AdamConfig::default(),
+        n,
+        GemmMode::F32,
+    );
+    let mut tr = GpuTrainer::new(&gpu, &p, cfg).unwrap();
+    let first = tr.forward_backward(&x, true).unwrap();
+    tr.rerun(false).unwrap();
+    assert_eq!(tr.losses().unwrap().total.to_bits(), first.total.to_bits());
+    tr.stage(&x).unwrap();
+    tr.stage(&x).unwrap();
+    let e = tr.rerun(false).unwrap_err().to_string();
+    assert!(e.contains("overwritten"), "{e}");
+}
+
 #[test]
 fn trajectory_200_steps_tracks_reference() {
     let Some(gpu) = gpu_or_skip("trajectory") else {

@@ -42,7 +42,7 @@ pub(crate) enum Engine {
 
 impl Engine {
     /// The engine for `device`, starting from `state`. `note` receives a one-line remark when
-    /// `Auto` falls back to the CPU.
+    /// `Auto` falls back to the CPU, or a warning when `Cuda` runs the unverified GPU path.
     pub(crate) fn new(
         device: Device,
         arch: Arch,
@@ -51,44 +51,23 @@ impl Engine {
         state: &TrainState,
         note: &mut Option<String>,
     ) -> Result<Self, String> {
-        let cpu = Engine::Cpu {
-            arch,
-            enc_bias: biases.0,
-            dec_bias: biases.1,
-            done: None,
+        let gate = GpuGate {
+            unverified: bae_gpu::unverified_reason(),
+            unavailable: bae_gpu::unavailable_reason(),
         };
-        let mode = match device {
-            Device::Cpu => return Ok(cpu),
-            Device::Cuda(mode) => mode,
-            Device::Auto(mode) => {
-                if !matches!(arch, Arch::Bae { .. }) {
-                    return Ok(cpu); // the baselines train on the CPU
-                }
-                if let Some(why) = bae_gpu::unavailable_reason() {
-                    *note = Some(format!("{why}; training on the CPU"));
-                    return Ok(cpu);
-                }
-                mode
-            }
-        };
-        let gpu = match GpuContext::new() {
-            Ok(g) => g,
-            Err(e) if matches!(device, Device::Auto(_)) => {
-                *note = Some(format!("{e}; training on the CPU"));
-                return Ok(cpu);
-            }
-            Err(e) => return Err(format!("--device cuda: {e}")),
-        };
-        let mut cfg = TrainerConfig::new(arch, state.adam.config, max_batch, mode);
-        cfg.fused_encode = mode == GemmMode::Bf16;
-        let gpu_err = |e: bae_gpu::GpuError| format!("GPU {}: {e}", gpu.device_name());
-        let mut t = GpuTrainer::new(&gpu, &state.params, cfg).map_err(gpu_err)?;
-        t.set_adam_state(&state.adam.m, &state.adam.v, state.adam.t)
-            .map_err(gpu_err)?;
-        t.freeze_biases(!biases.0, !biases.1);
-        Ok(Engine::Gpu {
-            trainer: Box::new(t),
-            staged: false,
+        let is_bae = matches!(arch, Arch::Bae { .. });
+        let start = |mode: GemmMode| start_gpu(mode, arch, biases, max_batch, state);
+        Ok(match choose_device(device, is_bae, &gate, start, note)? {
+            Some(trainer) => Engine::Gpu {
+                trainer: Box::new(trainer),
+                staged: false,
+            },
+            None => Engine::Cpu {
+                arch,
+                enc_bias: biases.0,
+                dec_bias: biases.1,
+                done: None,
+            },
         })
     }
 
@@ -200,5 +179,176 @@ impl Engine {
             state.adam.t = t.adam_steps();
         }
         Ok(())
+    }
+}
+
+/// What is known about the GPU path before anything touches a device.
+pub(crate) struct GpuGate {
+    /// the GPU path has not passed its hardware checks (`bae_gpu::HARDWARE_VERIFIED`)
+    pub unverified: Option<&'static str>,
+    /// no kernels built or no driver library
+    pub unavailable: Option<String>,
+}
+
+/// Resolves `device`: `Some(gpu)` from `start`, or `None` for the CPU. `Auto` takes the CPU,
+/// naming why in `note`, when the run is a baseline, the GPU path is unverified, nothing CUDA is
+/// usable, or *any* start-up step fails (no device, cuBLAS missing, no cuBLASLt algorithm, out of
+/// memory); `Cuda` turns those into an error and runs an unverified path with a warning.
+pub(crate) fn choose_device<T>(
+    device: Device,
+    is_bae: bool,
+    gate: &GpuGate,
+    start: impl FnOnce(GemmMode) -> Result<T, String>,
+    note: &mut Option<String>,
+) -> Result<Option<T>, String> {
+    let mode = match device {
+        Device::Cpu => return Ok(None),
+        Device::Auto(_) if !is_bae => return Ok(None), // the baselines train on the CPU
+        Device::Auto(_) if gate.unverified.is_some() || gate.unavailable.is_some() => {
+            let why = gate
+                .unverified
+                .map(str::to_string)
+                .or(gate.unavailable.clone());
+            let hint = if gate.unverified.is_some() {
+                " (--device cuda runs it anyway)"
+            } else {
+                ""
+            };
+            *note = Some(format!(
+                "{}; training on the CPU{hint}",
+                why.unwrap_or_default()
+            ));
+            return Ok(None);
+        }
+        Device::Auto(mode) | Device::Cuda(mode) => mode,
+    };
+    match start(mode) {
+        Ok(t) => {
+            if let (Device::Cuda(_), Some(why)) = (device, gate.unverified) {
+                *note = Some(format!(
+                    "warning: {why}; compare with --device cpu before trusting it"
+                ));
+            }
+            Ok(Some(t))
+        }
+        Err(e) if matches!(device, Device::Auto(_)) => {
+            *note = Some(format!("{e}; training on the CPU"));
+            Ok(None)
+        }
+        Err(e) => Err(format!("--device cuda: {e}")),
+    }
+}
+
+/// Every GPU start-up step, any failure as one line.
+fn start_gpu(
+    mode: GemmMode,
+    arch: Arch,
+    biases: (bool, bool),
+    max_batch: usize,
+    state: &TrainState,
+) -> Result<GpuTrainer, String> {
+    let gpu = GpuContext::new().map_err(|e| e.to_string())?;
+    let mut cfg = TrainerConfig::new(arch, state.adam.config, max_batch, mode);
+    cfg.fused_encode = mode == GemmMode::Bf16;
+    let gpu_err = |e: bae_gpu::GpuError| format!("GPU {}: {e}", gpu.device_name());
+    let mut t = GpuTrainer::new(&gpu, &state.params, cfg).map_err(gpu_err)?;
+    t.set_adam_state(&state.adam.m, &state.adam.v, state.adam.t)
+        .map_err(gpu_err)?;
+    t.freeze_biases(!biases.0, !biases.1);
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BF: GemmMode = GemmMode::Bf16;
+
+    fn gate(unverified: bool, unavailable: Option<&str>) -> GpuGate {
+        GpuGate {
+            unverified: unverified.then_some("not verified on hardware"),
+            unavailable: unavailable.map(str::to_string),
+        }
+    }
+
+    /// Runs `choose_device` with a start that succeeds (Ok(mode)) or fails with `fail`.
+    fn choose(
+        device: Device,
+        is_bae: bool,
+        g: &GpuGate,
+        fail: Option<&str>,
+    ) -> (Result<Option<GemmMode>, String>, Option<String>, bool) {
+        let mut note = None;
+        let mut started = false;
+        let r = choose_device(
+            device,
+            is_bae,
+            g,
+            |m| {
+                started = true;
+                fail.map_or(Ok(m), |f| Err(f.to_string()))
+            },
+            &mut note,
+        );
+        (r, note, started)
+    }
+
+    #[test]
+    fn auto_keeps_to_the_cpu_while_unverified() {
+        let (r, note, started) = choose(Device::Auto(BF), true, &gate(true, None), None);
+        assert_eq!(r, Ok(None));
+        assert!(!started, "an unverified GPU path is not even started");
+        let note = note.unwrap();
+        assert!(
+            note.contains("not verified") && note.contains("training on the CPU"),
+            "{note}"
+        );
+        assert!(note.contains("--device cuda runs it anyway"), "{note}");
+    }
+
+    #[test]
+    fn cuda_runs_the_unverified_path_with_a_warning() {
+        let (r, note, started) = choose(Device::Cuda(BF), true, &gate(true, None), None);
+        assert_eq!(r, Ok(Some(BF)));
+        assert!(started);
+        assert!(note.unwrap().starts_with("warning: not verified"));
+    }
+
+    #[test]
+    fn auto_falls_back_on_any_start_up_failure() {
+        let why = "GPU H200: cuBLASLt: no algorithm for the encoder GEMM";
+        let (r, note, started) = choose(Device::Auto(BF), true, &gate(false, None), Some(why));
+        assert_eq!(r, Ok(None));
+        assert!(started);
+        assert_eq!(note.unwrap(), format!("{why}; training on the CPU"));
+    }
+
+    #[test]
+    fn cuda_start_up_failure_is_one_error_line() {
+        let (r, _, _) = choose(
+            Device::Cuda(BF),
+            true,
+            &gate(false, None),
+            Some("no device"),
+        );
+        assert_eq!(r, Err("--device cuda: no device".to_string()));
+    }
+
+    #[test]
+    fn auto_without_cuda_says_why_and_baselines_stay_on_the_cpu() {
+        let g = gate(false, Some("no CUDA driver"));
+        let (r, note, started) = choose(Device::Auto(BF), true, &g, None);
+        assert_eq!((r, started), (Ok(None), false));
+        assert_eq!(note.unwrap(), "no CUDA driver; training on the CPU");
+        let (r, note, started) = choose(Device::Auto(BF), false, &gate(false, None), None);
+        assert_eq!((r, note, started), (Ok(None), None, false));
+        let (r, _, started) = choose(Device::Cpu, true, &gate(false, None), None);
+        assert_eq!((r, started), (Ok(None), false));
+    }
+
+    #[test]
+    fn verified_auto_takes_the_gpu_silently() {
+        let (r, note, _) = choose(Device::Auto(BF), true, &gate(false, None), None);
+        assert_eq!((r, note), (Ok(Some(BF)), None));
     }
 }

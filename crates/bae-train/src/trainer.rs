@@ -285,10 +285,11 @@ pub fn train(
         &mut device_note,
     )?;
     let device = engine.describe();
+    // the device note (CPU fallback or unverified-GPU warning) shows even with --quiet
+    if let Some(note) = &device_note {
+        eprintln!("{note}");
+    }
     if opts.show_progress {
-        if let Some(note) = &device_note {
-            eprintln!("{note}");
-        }
         eprintln!("device: {device}");
     }
     let bar = progress_bar(

@@ -1,0 +1,8 @@
+//! What a researcher does with a trained autoencoder, kept out of the trainer: load a run folder,
+//! evaluate it (reconstruction, feature statistics, downstream fidelity on the LLM), compare
+//! architectures trained on the same rows, and export to other tools' formats.
+
+pub mod export;
+pub mod run;
+
+pub use run::TrainedRun;

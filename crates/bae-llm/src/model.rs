@@ -173,18 +173,56 @@ impl Model {
 
     /// Logits [batch * seq * vocab] after all layers, the final norm and the output head.
     pub fn logits(&self, ids: &[u32], batch: usize, seq: usize) -> Result<Vec<f32>> {
-        let head = self
-            .head
-            .as_ref()
-            .ok_or_else(|| LlmError::Input("model loaded without its output head".into()))?;
-        if self.layers.len() != self.cfg.n_layers {
-            return Err(LlmError::Input("logits need all layers loaded".into()));
-        }
+        self.check_full()?;
         let mut fwd = Forward::new(self, ids, batch, seq)?;
         for layer in &self.layers {
             fwd.layer(layer);
         }
-        let (m, d, v) = (batch * seq, self.cfg.d_model, self.cfg.vocab_size);
+        Ok(self.head_logits(&mut fwd))
+    }
+
+    /// Continues a forward pass from a given residual stream: `residual` [batch * seq * d_model]
+    /// stands for the stream after block `block` (as [`Self::hidden_states`] returns it, possibly
+    /// edited: an autoencoder's reconstruction spliced in, zeros, a mean), and runs layers
+    /// `block + 1..`, the final norm and the head. Returns the logits [batch * seq * vocab].
+    /// With the unchanged residual this is exactly [`Self::logits`] (same operations, same order).
+    pub fn logits_from_block(
+        &self,
+        residual: Vec<f32>,
+        batch: usize,
+        seq: usize,
+        block: usize,
+    ) -> Result<Vec<f32>> {
+        self.check_full()?;
+        if block >= self.layers.len() {
+            return Err(LlmError::Input(format!(
+                "block {block} out of range: the model has {} blocks",
+                self.layers.len()
+            )));
+        }
+        let mut fwd = Forward::from_residual(self, residual, batch, seq)?;
+        for layer in &self.layers[block + 1..] {
+            fwd.layer(layer);
+        }
+        Ok(self.head_logits(&mut fwd))
+    }
+
+    fn check_full(&self) -> Result<()> {
+        if self.head.is_none() {
+            return Err(LlmError::Input(
+                "model loaded without its output head".into(),
+            ));
+        }
+        if self.layers.len() != self.cfg.n_layers {
+            return Err(LlmError::Input("logits need all layers loaded".into()));
+        }
+        Ok(())
+    }
+
+    /// Final norm and output projection of the stream in `fwd`.
+    fn head_logits(&self, fwd: &mut Forward<'_>) -> Vec<f32> {
+        let head = self.head.as_ref().expect("checked by check_full");
+        let (m, d, v) = (fwd.batch * fwd.seq, self.cfg.d_model, self.cfg.vocab_size);
         rms_norm(&fwd.x, &head.norm, self.cfg.rms_eps, &mut fwd.h);
         let w = head.weight.as_deref().unwrap_or(&self.embed);
         let mut logits = vec![0f32; m * v];
@@ -197,7 +235,7 @@ impl Model {
             false,
             th,
         );
-        Ok(logits)
+        logits
     }
 }
 
@@ -240,6 +278,26 @@ impl<'m> Forward<'m> {
                 )));
             }
             x.extend_from_slice(&model.embed[id * d..(id + 1) * d]);
+        }
+        Self::from_residual(model, x, batch, seq)
+    }
+
+    /// Buffers for a pass whose residual stream starts as `x` [batch * seq, d_model].
+    fn from_residual(model: &'m Model, x: Vec<f32>, batch: usize, seq: usize) -> Result<Self> {
+        let c = &model.cfg;
+        let m = batch * seq;
+        let d = c.d_model;
+        if m == 0 || x.len() != m * d {
+            return Err(LlmError::Input(format!(
+                "expected a residual stream of {batch} x {seq} x {d} values, got {}",
+                x.len()
+            )));
+        }
+        if seq > c.context_length {
+            return Err(LlmError::Input(format!(
+                "sequence of {seq} tokens exceeds the context length {}",
+                c.context_length
+            )));
         }
         let qkv_w = (c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
         Ok(Self {

@@ -40,10 +40,9 @@ fn rope(v: &mut [f64], pos: usize, theta: f64) {
 
 /// Naive forward of one sequence: residual stream after each layer, [layer][pos][d].
 fn naive(ts: &[NamedTensor], toy: &Toy, ids: &[u32]) -> Vec<Vec<Vec<f64>>> {
-    let (d, f, nh, nkv) = (toy.d, toy.f, toy.n_heads, toy.n_kv);
-    let hd = d / nh;
+    let d = toy.d;
     let emb = tensor(ts, "token_embd.weight");
-    let mut x: Vec<Vec<f64>> = ids
+    let x: Vec<Vec<f64>> = ids
         .iter()
         .map(|&id| {
             emb[id as usize * d..(id as usize + 1) * d]
@@ -52,8 +51,20 @@ fn naive(ts: &[NamedTensor], toy: &Toy, ids: &[u32]) -> Vec<Vec<Vec<f64>>> {
                 .collect()
         })
         .collect();
+    naive_layers(ts, toy, x, 0)
+}
+
+/// Naive layers `first..` on a residual stream [pos][d]: the stream after each of them.
+fn naive_layers(
+    ts: &[NamedTensor],
+    toy: &Toy,
+    mut x: Vec<Vec<f64>>,
+    first: usize,
+) -> Vec<Vec<Vec<f64>>> {
+    let (d, f, nh, nkv) = (toy.d, toy.f, toy.n_heads, toy.n_kv);
+    let hd = d / nh;
     let mut per_layer = Vec::new();
-    for l in 0..toy.n_layers {
+    for l in first..toy.n_layers {
         let w = |n: &str| tensor(ts, &format!("blk.{l}.{n}"));
         let h: Vec<Vec<f64>> = x
             .iter()
@@ -72,10 +83,10 @@ fn naive(ts: &[NamedTensor], toy: &Toy, ids: &[u32]) -> Vec<Vec<Vec<f64>>> {
             qr.chunks_mut(hd).for_each(|c| rope(c, p, toy.theta as f64));
             kr.chunks_mut(hd).for_each(|c| rope(c, p, toy.theta as f64));
         }
-        let mut attn = vec![vec![0.0; d]; ids.len()];
+        let mut attn = vec![vec![0.0; d]; x.len()];
         for head in 0..nh {
             let g = head / (nh / nkv);
-            for i in 0..ids.len() {
+            for i in 0..x.len() {
                 let qi = &q[i][head * hd..(head + 1) * hd];
                 let s: Vec<f64> = (0..=i)
                     .map(|j| {
@@ -166,6 +177,88 @@ fn forward_matches_naive_llama() {
     let logits = model.logits(&ids[..seq], 1, seq).unwrap();
     assert_eq!(logits.len(), seq * vocab as usize);
     assert!(logits.iter().all(|v| v.is_finite()));
+}
+
+/// Naive logits of one position: final norm, then the tied head (the token embedding).
+fn naive_logits(ts: &[NamedTensor], toy: &Toy, x: &[f64]) -> Vec<f64> {
+    let h = rms(x, tensor(ts, "output_norm.weight"), toy.eps as f64);
+    let vocab = tensor(ts, "token_embd.weight").len() / toy.d;
+    linear(tensor(ts, "token_embd.weight"), &h, vocab)
+}
+
+/// `logits_from_block` continues from an edited residual stream exactly as the llama equations
+/// say (against the naive f64 forward), and from the unchanged stream it is `logits` bit for bit.
+#[test]
+fn forward_continues_from_a_spliced_residual() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, toy, ts) = toy_model(dir.path());
+    let full = LoadOptions {
+        n_layers: None,
+        head: true,
+    };
+    let model = Model::load(&path, full).unwrap();
+    let (batch, seq, block, d) = (2, 12, 0, toy.d);
+    let vocab = model.config().vocab_size;
+    let ids: Vec<u32> = (0..batch * seq).map(|i| (i * 37 % vocab) as u32).collect();
+    let residual = model
+        .hidden_states(&ids, batch, seq, &[block])
+        .unwrap()
+        .remove(0);
+    let same = model
+        .logits_from_block(residual.clone(), batch, seq, block)
+        .unwrap();
+    assert_eq!(same, model.logits(&ids, batch, seq).unwrap());
+
+    // edit: zeros at positions 2.., a scaled row at position 1
+    let mut edited = residual.clone();
+    for b in 0..batch {
+        for p in 0..seq {
+            let row = &mut edited[(b * seq + p) * d..(b * seq + p + 1) * d];
+            match p {
+                0 => {}
+                1 => row.iter_mut().for_each(|v| *v *= 0.5),
+                _ => row.fill(0.0),
+            }
+        }
+    }
+    let got = model
+        .logits_from_block(edited.clone(), batch, seq, block)
+        .unwrap();
+    for b in 0..batch {
+        let x: Vec<Vec<f64>> = (0..seq)
+            .map(|p| {
+                edited[(b * seq + p) * d..(b * seq + p + 1) * d]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect()
+            })
+            .collect();
+        let after = naive_layers(&ts, &toy, x, block + 1);
+        let last = after.last().unwrap();
+        for p in 0..seq {
+            let want = naive_logits(&ts, &toy, &last[p]);
+            let g = &got[(b * seq + p) * vocab..(b * seq + p + 1) * vocab];
+            let scale = want.iter().map(|v| v.abs()).fold(1.0, f64::max);
+            let err = g
+                .iter()
+                .zip(&want)
+                .map(|(a, w)| (*a as f64 - w).abs())
+                .fold(0.0, f64::max);
+            assert!(err <= 1e-4 * scale, "window {b} pos {p}: err {err}");
+        }
+    }
+    // causal: the untouched position 0 keeps its clean logits exactly
+    assert_eq!(&got[..vocab], &same[..vocab]);
+    let e = model
+        .logits_from_block(vec![0.0; 5], batch, seq, block)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("residual stream"), "{e}");
+    let e = model
+        .logits_from_block(residual, batch, seq, toy.n_layers)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out of range"), "{e}");
 }
 
 #[test]

@@ -11,19 +11,29 @@ pub enum FormatArg {
     Saelens,
 }
 
-/// Write a trained run in another tool's format.
-///
-/// `--format saelens` writes a folder that SAELens 6 loads with `SAE.load_from_disk(DIR)`:
-/// relu-l1 -> "standard", topk -> "topk" (with k), jumprelu -> "jumprelu" (threshold = the fixed θ),
-/// and a BAE -> "binary", which SAELens does not have: `python/bae_reader` reads it without torch and
-/// registers it with SAELens (`bae_reader.saelens.register()`). Weights are W_enc [d_in, d_sae],
-/// b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in] in f32; `apply_b_dec_to_input` is false and
-/// `normalize_activations` "none". `sparsity.safetensors` is log10 feature density on the run's
-/// validation rows. The command prints where SAELens's forward differs from bae's (TopK: SAELens
-/// applies ReLU to the kept values) with counts measured on those rows; they are also kept in
-/// `bae_export.json`. The folder is written aside and renamed into place: --out holds the old
-/// content or the complete export, never a part.
+const AFTER_HELP: &str = "\
+--format saelens writes a folder that SAELens 6 loads with SAE.load_from_disk(DIR):
+  relu-l1  -> \"standard\"
+  topk     -> \"topk\" (k)
+  jumprelu -> \"jumprelu\" (threshold = the fixed theta for every feature)
+  bae      -> \"binary\": not a SAELens architecture; python/bae_reader reads it with numpy and
+              registers it with SAELens (import bae_reader.saelens), codes = 1[x W_enc + b_enc > 0]
+Files: cfg.json, sae_weights.safetensors (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in],
+b_dec [d_in], f32; apply_b_dec_to_input false, normalize_activations \"none\"), sparsity.safetensors
+(log10 feature density on the run's validation rows), bae_export.json (provenance and notes), and with
+--with-reference N reference.safetensors. metadata.hook_name (blocks.{b}.hook_resid_post), model_name and
+context_size come from the extract folder's manifest.json.
+
+The command prints where SAELens's forward differs from bae's, with counts measured on the validation
+rows (TopK: SAELens applies ReLU to the k kept values, bae's official TopK keeps negative ones and ties).
+
+The folder is written beside --out and renamed into place: --out holds its old content or the complete
+export, never a part. Check the round trip: bash scripts/saelens_setup.sh, then
+data/saelens-venv/bin/python scripts/saelens_check.py DIR...";
+
+/// `bae export`: a trained run as a SAELens 6 folder.
 #[derive(Args)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct ExportArgs {
     /// run folder written by `bae train` (config.json, model.safetensors)
     #[arg(long)]

@@ -1,15 +1,37 @@
-//! GPU benchmarks: every kernel and the full training step (three GEMM modes) at
-//! d=2048, d'=8192, n=512 and d=3072, d'=12288, n=512. Timed with CUDA events (criterion's
-//! `iter_custom`); after criterion, a table with the median of 50 event-timed runs per item,
-//! tokens/s, achieved TFLOP/s (GEMMs and steps) and GB/s (memory-bound kernels).
+//! GPU benchmarks: every kernel and the full training step (f32, tf32 and bf16 GEMM modes, and
+//! bf16 with the fused encoder) at d=576, d'=2304, n=512 and d=2048, d'=8192, n=512, each timed
+//! with CUDA events (median of many single runs after warm-up) and set against its floor.
+//!
+//! The floor comes from two ceilings measured first, on the same device in the same run: a large
+//! bf16 cuBLASLt GEMM (8192^3, random operands) and a large device-to-device copy (1 GiB, bytes
+//! read plus bytes written). floor = max(FLOPs / GEMM rate, bytes / copy rate), where a step's
+//! FLOPs are its five dense products (10 n d d') and its bytes the fewest a step must move
+//! (X read once, the parameters and both Adam moments read and written once: 4 n d + 24 P for
+//! P = 2 d d' + d + d' f32 parameters). For a kernel the FLOPs count only dense-product work
+//! (`encode_gemm`, `decode`); the bit-op kernels are held to the copy rate alone.
+//!
+//! Greppable lines, printed as soon as measured (the session script parses them):
+//!   `CEILING bf16_gemm m=.. n=.. k=.. median_ms=.. tflops=..`
+//!   `CEILING dtod_copy bytes=.. median_ms=.. gbps=..`
+//!   `KERNEL d=.. dc=.. n=.. name=.. median_ms=.. floor_ms=.. x_floor=..`
+//!   `STEP d=.. dc=.. n=.. mode=f32|tf32|bf16|bf16+fused median_ms=.. min_ms=.. tok_s=..
+//!    gemm_tflops=.. floor_ms=.. x_floor=..`
+//! then a table of all of them.
 //!
 //! Without a GPU it prints `SKIP: ...` and exits 0 (`REQUIRE_GPU=1` makes that a failure).
-//! `BAE_BENCH_QUICK=1` runs only the smaller size.
+//! Environment:
+//! * `BAE_BENCH_QUICK=1`: the event-timed lines and table only, no criterion runs;
+//! * `BAE_BENCH_CASES="d,d',n;d,d',n"`: other sizes (default `576,2304,512;2048,8192,512`);
+//! * `BAE_BENCH_STEPS_ONLY=1`: the ceilings and the steps, no per-kernel items;
+//! * `BAE_BENCH_REPS=N`: timed runs per median (default 100).
 
 use bae_bits::PackedRows;
 use bae_gpu::cudarc::driver::sys::CUevent_flags;
+use bae_gpu::cudarc::driver::{DevicePtr, DevicePtrMut};
 use bae_gpu::ops::{self, DevCols, DevRows, DevSigns, EncodeOutputs, GradOutputs};
-use bae_gpu::{GemmMode, GpuContext, GpuTrainer, Result, TrainerConfig, gpu_or_skip};
+use bae_gpu::{
+    Blas, GemmMode, GemmShape, GpuContext, GpuTrainer, Result, TrainerConfig, gpu_or_skip,
+};
 use bae_ref::{AdamConfig, Arch, Estimator, Params};
 use criterion::{Criterion, Throughput};
 use half::bf16;
@@ -35,30 +57,123 @@ fn time_events(gpu: &GpuContext, iters: u64, f: &mut dyn FnMut() -> Result<()>) 
     Duration::from_secs_f64(ms as f64 / 1e3)
 }
 
-/// Median over `reps` single timed runs (after 3 warm-up runs), in ms.
-fn median_ms(gpu: &GpuContext, reps: usize, f: &mut dyn FnMut() -> Result<()>) -> f64 {
+/// (median, min) over `reps` single event-timed runs after 3 warm-up runs, in ms.
+fn median_ms(gpu: &GpuContext, reps: usize, f: &mut dyn FnMut() -> Result<()>) -> (f64, f64) {
     for _ in 0..3 {
         f().expect("warm-up");
     }
     gpu.synchronize().expect("sync");
-    let mut v: Vec<f64> = (0..reps)
+    let mut v: Vec<f64> = (0..reps.max(1))
         .map(|_| time_events(gpu, 1, f).as_secs_f64() * 1e3)
         .collect();
+    gpu.synchronize().expect("sync after timing");
     v.sort_by(|a, b| a.total_cmp(b));
-    v[reps / 2]
+    (v[v.len() / 2], v[0])
+}
+
+/// The two rates every floor is measured against.
+#[derive(Clone, Copy)]
+struct Ceilings {
+    gemm_tflops: f64,
+    copy_gbps: f64,
+}
+
+impl Ceilings {
+    /// max(FLOPs / GEMM rate, bytes / copy rate), in ms.
+    fn floor_ms(&self, flops: f64, bytes: f64) -> f64 {
+        (flops / (self.gemm_tflops * 1e9)).max(bytes / (self.copy_gbps * 1e6))
+    }
+}
+
+/// Measures the bf16 cuBLASLt GEMM rate and the device-to-device copy rate.
+fn measure_ceilings(gpu: &GpuContext, reps: usize) -> Result<Ceilings> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0xCE11);
+    // bf16 GEMM, 8192^3, random operands (zeros run faster than real data)
+    let k = 8192usize;
+    let host: Vec<bf16> = (0..k * k)
+        .map(|_| bf16::from_f32(rng.random::<f32>() * 2.0 - 1.0))
+        .collect();
+    let a = ops::upload(gpu, &host)?;
+    let b = ops::upload(
+        gpu,
+        &host[k..]
+            .iter()
+            .chain(&host[..k])
+            .copied()
+            .collect::<Vec<_>>(),
+    )?;
+    drop(host);
+    let mut c = ops::zeros::<f32>(gpu, k * k)?;
+    let blas = Blas::new(gpu)?;
+    let shape = GemmShape {
+        m: k,
+        n: k,
+        k,
+        a_t: false,
+        b_t: false,
+    };
+    let (pa, _ga) = a.device_ptr(gpu.stream());
+    let (pb, _gb) = b.device_ptr(gpu.stream());
+    let (pc, _gc) = c.device_ptr_mut(gpu.stream());
+    let mut gemm = || -> Result<()> {
+        // SAFETY: a, b are k x k bf16, c is k x k f32, all live for the closure, c apart from both.
+        unsafe { blas.gemm(GemmMode::Bf16, shape, pa, pb, pc, 0.0) }
+    };
+    let (gemm_ms, _) = median_ms(gpu, reps.min(30), &mut gemm);
+    let gemm_tflops = shape.flops() / gemm_ms / 1e9;
+    println!("CEILING bf16_gemm m={k} n={k} k={k} median_ms={gemm_ms:.4} tflops={gemm_tflops:.1}");
+    drop((_ga, _gb, _gc));
+    drop((a, b, c, blas));
+
+    // device-to-device copy of 1 GiB, filled with random data
+    let chunk_len = 16usize << 20; // 64 MiB of f32
+    let chunks = 16;
+    let chunk: Vec<f32> = (0..chunk_len).map(|_| rng.random::<f32>()).collect();
+    let chunk = ops::upload(gpu, &chunk)?;
+    let mut src = ops::zeros::<f32>(gpu, chunk_len * chunks)?;
+    for i in 0..chunks {
+        let mut view = src.slice_mut(i * chunk_len..(i + 1) * chunk_len);
+        gpu.stream().memcpy_dtod(&chunk, &mut view)?;
+    }
+    let mut dst = ops::zeros::<f32>(gpu, chunk_len * chunks)?;
+    let stream = gpu.stream().clone();
+    let mut copy = || -> Result<()> { Ok(stream.memcpy_dtod(&src, &mut dst)?) };
+    let (copy_ms, _) = median_ms(gpu, reps.min(30), &mut copy);
+    let bytes = 2.0 * (chunk_len * chunks * 4) as f64;
+    let copy_gbps = bytes / copy_ms / 1e6;
+    println!(
+        "CEILING dtod_copy bytes={bytes:.0} median_ms={copy_ms:.4} gbps={copy_gbps:.0} \
+         (bytes read + written)"
+    );
+    Ok(Ceilings {
+        gemm_tflops,
+        copy_gbps,
+    })
 }
 
 struct Row {
     name: String,
+    n: usize,
     ms: f64,
     flops: f64,
     bytes: f64,
+    floor_ms: Option<f64>,
 }
 
+#[derive(Clone, Copy)]
 struct Case {
     d: usize,
     dc: usize,
     n: usize,
+}
+
+impl Case {
+    /// (dense FLOPs, fewest bytes) of one training step: see the module docs.
+    fn step_work(&self) -> (f64, f64) {
+        let (d, dc, n) = (self.d as f64, self.dc as f64, self.n as f64);
+        let params = 2.0 * d * dc + d + dc;
+        (10.0 * n * d * dc, 4.0 * n * d + 24.0 * params)
+    }
 }
 
 fn random_codes(rng: &mut ChaCha8Rng, n: usize, dc: usize) -> PackedRows {
@@ -74,10 +189,18 @@ fn uniform(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
 }
 
-fn bench_case(
+struct Opts {
+    criterion: bool,
+    kernels: bool,
+    reps: usize,
+}
+
+fn bench_kernels(
     c: &mut Criterion,
     gpu: &GpuContext,
     case: &Case,
+    ceil: Option<Ceilings>,
+    opts: &Opts,
     table: &mut Vec<Row>,
 ) -> Result<()> {
     let (d, dc, n) = (case.d, case.dc, case.n);
@@ -136,33 +259,48 @@ fn bench_case(
     let mut codes2 = DevRows::upload(gpu, &rows)?;
 
     let (fn_, fdc, fd) = (n as f64, dc as f64, d as f64);
-    // (name, flops or bit-ops, bytes moved at least) of each kernel, run by index below
-    let items: [(&str, f64, f64); 12] = [
+    // (name, flops or bit-ops, dense-product flops held to the GEMM rate, bytes moved at least)
+    // of each kernel, run by index below
+    let items: [(&str, f64, f64, f64); 12] = [
         (
             "encode_binarize",
             fn_ * fdc,
+            0.0,
             fn_ * fdc * (4.0 + 2.0) + fn_ * fdc / 8.0,
         ),
-        ("transpose_bits", 0.0, 2.0 * fn_ * fdc / 8.0),
-        ("firing_counts", 0.0, fdc * wpc as f64 * 8.0),
-        ("entropy_terms", 30.0 * fdc, 8.0 * fdc),
+        ("transpose_bits", 0.0, 0.0, 2.0 * fn_ * fdc / 8.0),
+        ("firing_counts", 0.0, 0.0, fdc * wpc as f64 * 8.0),
+        ("entropy_terms", 30.0 * fdc, 0.0, 8.0 * fdc),
         (
             "coactivation",
             fdc * fdc / 2.0 * wpc as f64 * 2.0,
+            0.0,
             2.0 * fdc * nb as f64 * 8.0,
         ),
-        ("sign_times_counts", fdc * fdc, 2.0 * fdc * nb as f64 * 8.0),
+        (
+            "sign_times_counts",
+            fdc * fdc,
+            0.0,
+            2.0 * fdc * nb as f64 * 8.0,
+        ),
         (
             "covariance_grad",
             fn_ * fdc * wpr as f64 * 4.0,
+            0.0,
             fn_ * fdc * (4.0 + 4.0 + 4.0 + 2.0),
         ),
-        ("mse_grad", 3.0 * fn_ * fd, fn_ * fd * 12.0),
-        ("column_sums(dz)", fn_ * fdc, fn_ * fdc * 4.0),
-        ("decode", fn_ * fdc * fd, fdc * fd * 4.0 + fn_ * fd * 4.0),
-        ("adam_step", 12.0 * params as f64, params as f64 * 30.0),
+        ("mse_grad", 3.0 * fn_ * fd, 0.0, fn_ * fd * 12.0),
+        ("column_sums_dz", fn_ * fdc, 0.0, fn_ * fdc * 4.0),
         (
-            "encode_gemm (bf16 mma + binarize)",
+            "decode",
+            fn_ * fdc * fd,
+            fn_ * fdc * fd,
+            fdc * fd * 4.0 + fn_ * fd * 4.0,
+        ),
+        ("adam_step", 12.0 * params as f64, 0.0, params as f64 * 30.0),
+        (
+            "encode_gemm_bf16_mma",
+            2.0 * fn_ * fd * fdc,
             2.0 * fn_ * fd * fdc,
             2.0 * (fn_ * fd + fd * fdc) + fn_ * fdc * 2.0,
         ),
@@ -244,22 +382,43 @@ fn bench_case(
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    for (i, (name, flops, bytes)) in items.iter().enumerate() {
+    for (i, (name, flops, tc_flops, bytes)) in items.iter().enumerate() {
         let mut f = || run(i);
-        group.bench_function(*name, |b| {
-            b.iter_custom(|iters| time_events(gpu, iters, &mut f))
-        });
-        let ms = median_ms(gpu, 50, &mut f);
+        if opts.criterion {
+            group.bench_function(*name, |b| {
+                b.iter_custom(|iters| time_events(gpu, iters, &mut f))
+            });
+        }
+        let (ms, _) = median_ms(gpu, opts.reps, &mut f);
+        let floor_ms = ceil.map(|c| c.floor_ms(*tc_flops, *bytes));
+        println!(
+            "KERNEL d={d} dc={dc} n={n} name={name} median_ms={ms:.5} floor_ms={} x_floor={}",
+            fmt_opt(floor_ms, 5),
+            fmt_opt(floor_ms.map(|f| ms / f), 1)
+        );
         table.push(Row {
             name: format!("{tag} {name}"),
+            n,
             ms,
             flops: *flops,
             bytes: *bytes,
+            floor_ms,
         });
     }
     group.finish();
+    Ok(())
+}
 
-    // full training steps
+fn bench_steps(
+    c: &mut Criterion,
+    gpu: &GpuContext,
+    case: &Case,
+    ceil: Option<Ceilings>,
+    opts: &Opts,
+    table: &mut Vec<Row>,
+) -> Result<()> {
+    let (d, dc, n) = (case.d, case.dc, case.n);
+    let tag = format!("d{d}_dc{dc}_n{n}");
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let params = Params::<f32>::init_linear(d, dc, || rng.random::<f64>());
     let batch: Vec<f32> = (0..n * d)
@@ -270,50 +429,99 @@ fn bench_case(
         lambda_entropy: 1e-7,
         lambda_cov: 1e-7,
     };
+    let (step_flops, step_bytes) = case.step_work();
+    let floor_ms = ceil.map(|c| c.floor_ms(step_flops, step_bytes));
     let mut group = c.benchmark_group(format!("step_{tag}"));
     group.throughput(Throughput::Elements(n as u64));
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    for (mode, fused) in [
-        (GemmMode::F32, false),
-        (GemmMode::Tf32, false),
-        (GemmMode::Bf16, false),
-        (GemmMode::Bf16, true),
+    for (mode, fused, label) in [
+        (GemmMode::F32, false, "f32"),
+        (GemmMode::Tf32, false, "tf32"),
+        (GemmMode::Bf16, false, "bf16"),
+        (GemmMode::Bf16, true, "bf16+fused"),
     ] {
         let cfg = TrainerConfig {
             fused_encode: fused,
             ..TrainerConfig::new(arch, AdamConfig::default(), n, mode)
         };
-        let label = if fused {
-            format!("{mode:?}+fused_encode")
-        } else {
-            format!("{mode:?}")
-        };
         let mut tr = match GpuTrainer::new(gpu, &params, cfg) {
             Ok(t) => t,
             Err(e) => {
-                println!("SKIP: step {label}: {e}");
+                println!("SKIP: step d={d} dc={dc} n={n} mode={label}: {e}");
                 continue;
             }
         };
+        if fused && !tr.fused_encode() {
+            println!("SKIP: step d={d} dc={dc} n={n} mode={label}: fused encoder not available");
+            continue;
+        }
         tr.step(&batch, true)?;
         let flops = tr.gemm_flops(n);
         let mut f = || tr.rerun(true);
-        group.bench_function(&label, |b| {
-            b.iter_custom(|iters| time_events(gpu, iters, &mut f))
-        });
-        let ms = median_ms(gpu, 30, &mut f);
+        if opts.criterion {
+            group.bench_function(label, |b| {
+                b.iter_custom(|iters| time_events(gpu, iters, &mut f))
+            });
+        }
+        let (ms, min) = median_ms(gpu, opts.reps, &mut f);
+        println!(
+            "STEP d={d} dc={dc} n={n} mode={label} median_ms={ms:.4} min_ms={min:.4} \
+             tok_s={:.0} gemm_tflops={:.1} floor_ms={} x_floor={}",
+            n as f64 / (ms / 1e3),
+            flops / ms / 1e9,
+            fmt_opt(floor_ms, 4),
+            fmt_opt(floor_ms.map(|f| ms / f), 1)
+        );
         table.push(Row {
             name: format!("{tag} step {label}"),
+            n,
             ms,
             flops,
-            bytes: 0.0,
+            bytes: step_bytes,
+            floor_ms,
         });
     }
     group.finish();
     Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.digits$}"),
+        _ => "-".into(),
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `d,d',n;d,d',n` (the default when unset).
+fn cases() -> Vec<Case> {
+    let spec = std::env::var("BAE_BENCH_CASES")
+        .unwrap_or_else(|_| "576,2304,512;2048,8192,512".to_string());
+    spec.split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let v: Vec<usize> = s
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .parse()
+                        .unwrap_or_else(|_| panic!("BAE_BENCH_CASES: bad number in {s:?}"))
+                })
+                .collect();
+            assert!(v.len() == 3, "BAE_BENCH_CASES: want d,d',n; got {s:?}");
+            Case {
+                d: v[0],
+                dc: v[1],
+                n: v[2],
+            }
+        })
+        .collect()
 }
 
 fn main() {
@@ -321,32 +529,50 @@ fn main() {
         return;
     };
     println!("{gpu:?}");
+    let opts = Opts {
+        criterion: !env_flag("BAE_BENCH_QUICK"),
+        kernels: !env_flag("BAE_BENCH_STEPS_ONLY"),
+        reps: std::env::var("BAE_BENCH_REPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100),
+    };
     let mut c = Criterion::default().configure_from_args();
-    let mut cases = vec![Case {
-        d: 2048,
-        dc: 8192,
-        n: 512,
-    }];
-    if std::env::var("BAE_BENCH_QUICK").is_err() {
-        cases.push(Case {
-            d: 3072,
-            dc: 12288,
-            n: 512,
-        });
-    }
+    let ceil = match measure_ceilings(&gpu, opts.reps) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            println!("SKIP: ceilings (no floors): {e}");
+            None
+        }
+    };
     let mut table = Vec::new();
-    for case in &cases {
-        if let Err(e) = bench_case(&mut c, &gpu, case, &mut table) {
-            panic!("bench d={} d'={} n={}: {e}", case.d, case.dc, case.n);
+    for case in &cases() {
+        let what = format!("d={} d'={} n={}", case.d, case.dc, case.n);
+        if opts.kernels
+            && let Err(e) = bench_kernels(&mut c, &gpu, case, ceil, &opts, &mut table)
+        {
+            panic!("bench kernels {what}: {e}");
+        }
+        if let Err(e) = bench_steps(&mut c, &gpu, case, ceil, &opts, &mut table) {
+            panic!("bench steps {what}: {e}");
         }
     }
-    c.final_summary();
+    if opts.criterion {
+        c.final_summary();
+    }
+    if let Some(c) = ceil {
+        println!(
+            "\nceilings: bf16 GEMM {:.1} TFLOP/s, device copy {:.0} GB/s; \
+             floor = max(dense FLOPs / GEMM rate, bytes / copy rate)",
+            c.gemm_tflops, c.copy_gbps
+        );
+    }
     println!(
-        "\n{:<40} {:>10} {:>12} {:>10} {:>9}",
-        "item", "median ms", "tokens/s", "TFLOP/s", "GB/s"
+        "\n{:<44} {:>10} {:>12} {:>9} {:>8} {:>10} {:>8}",
+        "item", "median ms", "tokens/s", "TFLOP/s", "GB/s", "floor ms", "x floor"
     );
     for r in &table {
-        let n = 512.0;
+        let n = r.n as f64;
         let tflops = if r.flops > 0.0 {
             format!("{:.1}", r.flops / r.ms / 1e9)
         } else {
@@ -358,12 +584,14 @@ fn main() {
             "-".into()
         };
         println!(
-            "{:<40} {:>10.4} {:>12.0} {:>10} {:>9}",
+            "{:<44} {:>10.4} {:>12.0} {:>9} {:>8} {:>10} {:>8}",
             r.name,
             r.ms,
             n / (r.ms / 1e3),
             tflops,
-            gbs
+            gbs,
+            fmt_opt(r.floor_ms, 4),
+            fmt_opt(r.floor_ms.map(|f| r.ms / f), 1)
         );
     }
 }

@@ -16,7 +16,7 @@
 #   bench     bf16 GEMM + device-copy ceilings, kernels and steps at d=576/d'=2304 and d=2048/d'=8192
 #             (n=512) in f32, tf32 and bf16, CUDA events, each as a ratio to its floor
 #   torch     the official PyTorch step (f32; bf16 autocast + torch.compile), same sizes and timing
-#   all       all of the above
+#   all       all of the above (sanitize last)
 # Each stage runs under `timeout` inside a session budget (GPU_SESSION_BUDGET_S, default 530 s), so
 # `run all` ends inside one 10-minute call even if something hangs; a stage that runs out of time
 # is logged as TIMEOUT and the next one starts. $OUT (default gpu-logs/) receives three files:
@@ -129,7 +129,8 @@ prepare() {
 # ---------------------------------------------------------------------------------------------
 # run (there)
 
-STAGES=(parity train sanitize bench torch)
+# sanitize last: the stage most likely to run long takes whatever the others left over
+STAGES=(parity train bench torch sanitize)
 QUICK=0
 # seconds each stage may take at most (the session budget caps them all together)
 declare -A BUDGET=([parity]=75 [train]=60 [memcheck]=110 [racecheck]=110 [bench]=60 [torch]=115)
@@ -225,8 +226,22 @@ need_bin() {
 run_parity() { need_bin parity && "$BIN/parity" --test-threads=1 --nocapture; }
 run_train() { need_bin gpu_train bae && BAE_BIN="$BIN/bae" "$BIN/gpu_train" --test-threads=1 --nocapture; }
 # BAE_PARITY_SMALL=1 asks the parity tests for their small shapes only (where they support it)
+# compute-sanitizer: on PATH, else where CUDA toolkits put it
+sanitizer() {
+    local c
+    for c in "$(command -v compute-sanitizer)" /usr/local/cuda/bin/compute-sanitizer \
+        /usr/local/cuda*/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer \
+        /usr/local/cuda-*/bin/compute-sanitizer; do
+        if [ -n "$c" ] && [ -x "$c" ]; then
+            "$c" "$@"
+            return
+        fi
+    done
+    echo "compute-sanitizer not found (PATH, /usr/local/cuda*)"
+    return 127
+}
 run_memcheck() {
-    need_bin parity && BAE_PARITY_SMALL=1 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    need_bin parity && BAE_PARITY_SMALL=1 sanitizer --tool memcheck --error-exitcode 9 \
         --print-limit 50 "$BIN/parity" --test-threads=1 --nocapture --skip trajectory
 }
 # racecheck: the tests of our kernels only (name filters), not the trainer tests that run cuBLAS
@@ -234,7 +249,7 @@ RACECHECK_TESTS="adam_and_convert coactivation covariance_grad decode_matches en
     encode_gemm entropy_terms firing_counts mse_grad sign_product transpose_bits"
 run_racecheck() {
     # shellcheck disable=SC2086 # one filter per word
-    need_bin parity && BAE_PARITY_SMALL=1 compute-sanitizer --tool racecheck --error-exitcode 9 \
+    need_bin parity && BAE_PARITY_SMALL=1 sanitizer --tool racecheck --error-exitcode 9 \
         --print-limit 50 "$BIN/parity" --test-threads=1 --nocapture $RACECHECK_TESTS
 }
 run_bench() {
@@ -246,7 +261,7 @@ run_bench() {
     fi
 }
 run_torch() { PYTHONUNBUFFERED=1 python3 scripts/torch_step.py --ceilings; }
-export -f need_bin run_parity run_train run_memcheck run_racecheck run_bench run_torch
+export -f need_bin sanitizer run_parity run_train run_memcheck run_racecheck run_bench run_torch
 export BIN RACECHECK_TESTS
 
 run() {
@@ -273,6 +288,7 @@ run() {
     export QUICK
     gpu_present
     [ -d "$BIN" ] || die 4 "$BIN/ is missing: run 'bash scripts/gpu_session.sh prepare' on the dev machine and carry $BIN; nothing run"
+    chmod +x "$BIN"/* 2>/dev/null # in case the copy lost the mode bits
 
     OUT=${OUT:-gpu-logs}
     mkdir -p "$OUT"
@@ -292,7 +308,10 @@ run() {
     } >"$OUT/session.log"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader \
         >"$WORK/gpu.txt" 2>&1
-    "$BIN/parity" --list 2>/dev/null >"$WORK/parity.list"
+    if ! "$BIN/parity" --list >"$WORK/parity.list" 2>"$WORK/list.err"; then
+        echo "gpu_session: $BIN/parity does not start here: $(head -3 "$WORK/list.err")" |
+            tee -a "$OUT/session.log"
+    fi
     echo "gpu_session: $(head -1 "$WORK/gpu.txt"); stages: ${stages[*]}; logs in $OUT"
 
     for s in "${stages[@]}"; do
@@ -356,6 +375,11 @@ def stage_state(name):
     if rc in ("124", "137"):
         return f"TIMEOUT after {took} s"
     return f"exit {rc}, {took} s"
+
+
+def last_line(stage):
+    lines = [l.strip() for l in (read(f"{stage}.log") or "").splitlines() if l.strip()]
+    return (": " + lines[-1][:140]) if lines else ""
 
 
 def fnum(s):
@@ -513,7 +537,7 @@ if text is not None:
     tests = Tests(text, read("parity.list"))
     parity_rows("parity: ", text, tests, legacy_parity)
     if not tests.finished:
-        row("parity: stage", "-", "-", stage_state("parity"))
+        row("parity: stage", "-", "-", stage_state("parity") + last_line("parity"))
 elif "parity" in status:
     row("parity", "-", "-", stage_state("parity"))
 
@@ -620,11 +644,6 @@ for who, mode, kv in steps:
         row(check, measured, "floor unknown", "measured (no ceilings)")
     else:
         row(check, measured, f"floor {fl:.4g} ms", f"{ms / fl:.1f}x floor")
-def last_line(stage):
-    lines = [l.strip() for l in (read(f"{stage}.log") or "").splitlines() if l.strip()]
-    return (": " + lines[-1][:140]) if lines else ""
-
-
 for stage, what in (("bench", "step ours"), ("torch", "step torch")):
     if stage in status and not any(s[0] == what.split()[1] for s in steps):
         row(f"{what} (no times)", "-", "-", stage_state(stage) + last_line(stage))

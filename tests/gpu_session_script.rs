@@ -179,7 +179,9 @@ fn write_logs(dir: &Path) {
          worst per-step relative loss difference 1.5e-7\n\
          ok\n\
          test whole_step_matches_reference ... whole_step: seed 4\n\
-         PARITY whole_step_grad_w_enc max_err=1e-7 tol=1e-5 PASS\n\
+         PARITY whole_step/grad_w_enc max_err=1e-7 tol=1e-5 PASS\n\
+         PARITY whole_step/x_hat max_err=4e-6 tol=1e-5 PASS\n\
+         PARITY whole_step/cov max_err=0 tol=0 PASS\n\
          ok\n\n\
          failures:\n\nfailures:\n    decode_matches\n\n\
          test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n",
@@ -273,7 +275,11 @@ fn summary_table_from_stage_logs() {
     // PARITY lines: aggregated per name, the worst against its tolerance shown
     assert!(table_row(&md, "parity: adam_step (2 checks)").ends_with("| 0 | 0 | PASS |"));
     assert!(table_row(&md, "parity: decode (2 checks)").ends_with("| 3e-05 | 1e-05 | FAIL |"));
-    assert!(table_row(&md, "parity: whole_step_grad_w_enc").ends_with("| PASS |"));
+    // grouped by the part before '/': the worst against its tolerance, named
+    assert!(
+        table_row(&md, "parity: whole_step (3 checks)")
+            .ends_with("| 4e-06 (x_hat) | 1e-05 | PASS |")
+    );
     // a test without PARITY lines: its result; the trajectory's printed metrics
     assert!(
         table_row(&md, "parity: test encode_gemm_matches_reference").ends_with("| - | - | ok |")

@@ -136,10 +136,10 @@ QUICK=0
 declare -A BUDGET=([parity]=75 [train]=60 [memcheck]=110 [racecheck]=110 [bench]=60 [torch]=115)
 
 gpu_present() {
-    local smi=${GPU_SESSION_NVIDIA_SMI:-nvidia-smi} list
-    command -v "$smi" >/dev/null 2>&1 ||
+    local list
+    command -v nvidia-smi >/dev/null 2>&1 ||
         die 3 "no NVIDIA GPU (nvidia-smi not found); nothing run"
-    if ! list=$(timeout 60 "$smi" -L 2>&1); then
+    if ! list=$(timeout 60 nvidia-smi -L 2>&1); then
         die 3 "no NVIDIA GPU (nvidia-smi -L failed: $(head -1 <<<"$list")); nothing run"
     fi
     grep -q '^GPU [0-9]' <<<"$list" || die 3 "no NVIDIA GPU (nvidia-smi lists no device); nothing run"
@@ -225,7 +225,6 @@ need_bin() {
 
 run_parity() { need_bin parity && "$BIN/parity" --test-threads=1 --nocapture; }
 run_train() { need_bin gpu_train bae && BAE_BIN="$BIN/bae" "$BIN/gpu_train" --test-threads=1 --nocapture; }
-# BAE_PARITY_SMALL=1 asks the parity tests for their small shapes only (where they support it)
 # compute-sanitizer: on PATH, else where CUDA toolkits put it
 sanitizer() {
     local c
@@ -240,6 +239,7 @@ sanitizer() {
     echo "compute-sanitizer not found (PATH, /usr/local/cuda*)"
     return 127
 }
+# BAE_PARITY_SMALL=1 asks the parity tests for their small shapes only (where they support it)
 run_memcheck() {
     need_bin parity && BAE_PARITY_SMALL=1 sanitizer --tool memcheck --error-exitcode 9 \
         --print-limit 50 "$BIN/parity" --test-threads=1 --nocapture --skip trajectory
@@ -689,7 +689,9 @@ run)
     run "$@"
     ;;
 summarize)
-    [ $# -eq 2 ] && [ -d "$2" ] || die 2 "summarize DIR: DIR must be a folder of stage logs"
+    if [ $# -ne 2 ] || [ ! -d "$2" ]; then
+        die 2 "summarize DIR: DIR must be a folder of stage logs"
+    fi
     summarize "$2" | tee "$2/summary.md"
     ;;
 *)

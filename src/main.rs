@@ -3,6 +3,7 @@
 use bae_train::{ArchKind, Device, RunOptions, TrainConfig, TrainError};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+mod eval;
 mod export;
 mod features;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,6 +36,8 @@ enum Command {
     Features(FeaturesArgs),
     /// Write a trained run in another tool's format (SAELens 6; a BAE as the "binary" architecture)
     Export(export::ExportArgs),
+    /// Judge a trained run on held-out rows: reconstruction, feature statistics, downstream fidelity on the LLM
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Args)]
@@ -462,6 +465,7 @@ fn main() -> ExitCode {
         Command::Extract(a) => extract(a).map_err(Failure::Message),
         Command::Features(a) => features::run(a).map_err(Failure::Message),
         Command::Export(a) => export::run(a).map_err(Failure::Message),
+        Command::Eval(a) => eval::run(a).map_err(Failure::Message),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! evaluate it (reconstruction, feature statistics, downstream fidelity on the LLM), compare
 //! architectures trained on the same rows, and export to other tools' formats.
 
+pub mod eval;
 pub mod export;
 pub mod run;
 

@@ -123,6 +123,15 @@ pub struct ExtractSummary {
     pub tokens_per_s: f64,
 }
 
+/// A document's token ids as extraction computes them (large documents in pieces).
+pub fn tokenize_document(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for chunk in crate::corpus::safe_chunks(text, TOKENIZE_CHUNK_BYTES) {
+        ids.extend(tokenizer.encode(chunk));
+    }
+    ids
+}
+
 /// Runs (or resumes) an extraction; see the module docs.
 pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
     validate(args)?;

@@ -28,7 +28,10 @@ pub mod shards;
 pub mod tokenizer;
 
 pub use error::LlmError;
-pub use extract::{BlockSummary, DEFAULT_MODEL, ExtractArgs, ExtractSummary, run_extract};
+pub use extract::{
+    BlockSummary, DEFAULT_MODEL, ExtractArgs, ExtractSummary, SINK_POSITIONS, run_extract,
+    tokenize_document,
+};
 pub use gguf::{Gguf, LlamaConfig};
 pub use model::{LoadOptions, Model};
 pub use shards::{Manifest, OutDtype};

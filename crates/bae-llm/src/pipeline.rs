@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::corpus::{DocStream, safe_chunks};
+use crate::corpus::DocStream;
 use crate::error::{LlmError, Result};
-use crate::extract::{ExtractArgs, OUTLIER_FACTOR, TOKENIZE_CHUNK_BYTES};
+use crate::extract::{ExtractArgs, OUTLIER_FACTOR, tokenize_document};
 use crate::model::Model;
 use crate::shards::{Manifest, ShardBuffer, ShardEntry, TextPos, median, shard_name};
 use crate::tokenizer::Tokenizer;
@@ -84,10 +84,7 @@ impl Run<'_> {
                 break;
             };
             self.docs.push(doc.name);
-            let mut ids = Vec::new();
-            for chunk in safe_chunks(&doc.text, TOKENIZE_CHUNK_BYTES) {
-                ids.extend(tokenizer.encode(chunk));
-            }
+            let ids = tokenize_document(tokenizer, &doc.text);
             self.cut_windows(&ids, offset)?;
             offset = 0;
         }

@@ -23,21 +23,23 @@ fn log10_bins(values: &[f64], bins: usize) -> (Vec<u32>, u32) {
 
 /// Histogram of log10(firing rate) and, if given, log10(salience share), one panel each.
 pub fn density_histogram(path: &Path, rates: &[f64], salience: &[f64]) -> Result<(), String> {
+    let mut panels: Vec<(&str, &[f64])> = vec![("firing rate", rates)];
+    if !salience.is_empty() {
+        panels.push(("salience share (top-10 by |h - mu|)", salience));
+    }
+    log10_histograms(path, &panels)
+}
+
+/// One log10 histogram panel per (name, values), side by side, written atomically as SVG.
+pub fn log10_histograms(path: &Path, panels: &[(&str, &[f64])]) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
     let tmp = path.with_extension("svg.tmp");
     {
-        let root = SVGBackend::new(&tmp, (900, 420)).into_drawing_area();
+        let root =
+            SVGBackend::new(&tmp, (450 * panels.len().max(1) as u32, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let panels: Vec<(&str, &[f64])> = if salience.is_empty() {
-            vec![("firing rate", rates)]
-        } else {
-            vec![
-                ("firing rate", rates),
-                ("salience share (top-10 by |h - mu|)", salience),
-            ]
-        };
         let areas = root.split_evenly((1, panels.len()));
-        for (area, (name, values)) in areas.iter().zip(panels) {
+        for (area, &(name, values)) in areas.iter().zip(panels) {
             let bins = 48;
             let (h, zeros) = log10_bins(values, bins);
             let top = *h.iter().max().unwrap_or(&1) as f64 * 1.1 + 1.0;

@@ -507,3 +507,81 @@ fn device_cuda_without_gpu_and_auto_fallback() {
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(summary.contains("\"device\": \"cpu ("), "{summary}");
 }
+
+/// `bae eval` on a synthetic run (no LLM: the data is a file, so downstream is skipped with a
+/// note), then its bad inputs: one line each, naming the file, and nothing written.
+#[test]
+fn eval_writes_report_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = |name: &str, d: &str| {
+        let p = dir.path().join(name);
+        let o = bae(&[
+            "synth",
+            "--n",
+            "400",
+            "--d",
+            d,
+            "--bits",
+            "3",
+            "--out",
+            s(&p),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        p
+    };
+    let data = synth("x.safetensors", "8");
+    let run = dir.path().join("run");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--steps",
+        "20",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bae(&["eval", "--run", s(&run), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("| FVU / explained variance |"), "{table}");
+    assert!(table.contains("not a bae extract folder"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(report["rows"], 80, "the validation split: 20 % of 400");
+    let fvu = report["reconstruction"]["fvu"].as_f64().unwrap();
+    let ev = report["reconstruction"]["explained_variance"]
+        .as_f64()
+        .unwrap();
+    assert!((fvu + ev - 1.0).abs() < 1e-12 && fvu > 0.0, "{report}");
+    assert_eq!(report["features"]["n_features"], 32);
+    assert!(report["downstream"].is_null());
+    assert!(run.join("eval_rates.svg").is_file());
+
+    // the same run on other activations: every row, and a width that does not match
+    let o = bae(&["eval", "--run", s(&run), "--data", s(&data), "--quiet"]);
+    assert!(o.status.success());
+    let wide = synth("wide.safetensors", "12");
+    let e = error_line(&bae(&["eval", "--run", s(&run), "--data", s(&wide)]));
+    assert!(
+        e.contains("wide.safetensors") && e.contains("12 wide"),
+        "{e}"
+    );
+    // a run folder without a model, and no run folder at all
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::copy(run.join("config.json"), empty.join("config.json")).unwrap();
+    let e = error_line(&bae(&["eval", "--run", s(&empty)]));
+    assert!(
+        e.contains("model.safetensors") && e.contains("no model"),
+        "{e}"
+    );
+    let e = error_line(&bae(&["eval", "--run", s(&dir.path().join("nope"))]));
+    assert!(e.contains("nope") && e.contains("not a run folder"), "{e}");
+    assert!(!empty.join("eval.json").exists());
+}

@@ -1,6 +1,7 @@
-//! The main job on a small slice: `bae extract` (real SmolLM2 over the real corpus) -> `bae train` on the
-//! extract folder -> `bae features`. Needs `bash scripts/setup.sh`; skips without the model unless
-//! REQUIRE_MODEL=1 (scripts/test.sh sets it, so CI always runs it).
+//! The main job on a small slice: `bae extract` (real SmolLM2 over the real corpus) -> `bae train` on
+//! the extract folder -> `bae features` -> `bae eval` (downstream fidelity on the real LLM). Needs
+//! `bash scripts/setup.sh`; skips without the model unless REQUIRE_MODEL=1 (scripts/test.sh sets it,
+//! so CI always runs it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,4 +112,24 @@ fn extract_train_features_on_a_small_slice() {
         pages.contains("- `") && pages.contains('[') && pages.contains(']'),
         "{pages}"
     );
+
+    // bae eval with downstream fidelity on held-out windows of the same text: a trained model's
+    // spliced CE lies between clean and zero-ablated
+    let o = bae(&["eval", "--run", s(&run), "--windows", "4", "--quiet"]);
+    assert!(
+        o.status.success(),
+        "eval: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let ds = &report["downstream"];
+    let f = |k: &str| ds[k].as_f64().unwrap_or_else(|| panic!("{k} in {ds}"));
+    assert_eq!(ds["block"], 8);
+    assert!(f("ce_clean") < f("ce_spliced"), "{ds}");
+    assert!(f("ce_spliced") < f("ce_zero_ablated"), "{ds}");
+    assert!(f("kl_spliced") > 0.0 && f("kl_spliced") < f("kl_zero_ablated"), "{ds}");
+    assert!(f("ce_loss_score") > 0.0 && f("ce_loss_score") < 1.0, "{ds}");
+    assert!(f("last_token_jsd") >= 0.0 && f("last_token_jsd") <= std::f64::consts::LN_2);
+    assert!(report["command"].as_str().unwrap().contains("eval"));
 }

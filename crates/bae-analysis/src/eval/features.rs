@@ -224,7 +224,8 @@ fn top_by_activation(act: &[f32], m: usize, dc: usize, hits: &mut [u64]) {
         if top == 0 {
             continue;
         }
-        order.select_nth_unstable_by(top - 1, |&a, &b| row[b].total_cmp(&row[a]));
+        // ties go to the lower feature index, so the counts do not depend on the sort
+        order.select_nth_unstable_by(top - 1, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
         for &j in &order[..top] {
             hits[j] += 1;
         }
@@ -252,7 +253,9 @@ fn top_by_rare_value(
         let codes = PackedRows::encode_positive(&z, m, dc);
         for i in 0..m {
             let sal = |j: usize| (if codes.get(i, j) { 1.0 } else { 0.0 } - mu[j]).abs();
-            order.select_nth_unstable_by(top - 1, |&a, &b| sal(b).total_cmp(&sal(a)));
+            order.select_nth_unstable_by(top - 1, |&a, &b| {
+                sal(b).total_cmp(&sal(a)).then(a.cmp(&b))
+            });
             for &j in &order[..top] {
                 hits[j] += 1;
             }

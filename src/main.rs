@@ -3,6 +3,7 @@
 use bae_train::{ArchKind, Device, RunOptions, TrainConfig, TrainError};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+mod compare;
 mod eval;
 mod export;
 mod features;
@@ -38,6 +39,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Judge a trained run on held-out rows: reconstruction, feature statistics, downstream fidelity on the LLM
     Eval(eval::EvalArgs),
+    /// Train BAE and the SAE baselines alike on the same rows and compare them (table + chart)
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Args)]
@@ -466,6 +469,16 @@ fn main() -> ExitCode {
         Command::Features(a) => features::run(a).map_err(Failure::Message),
         Command::Export(a) => export::run(a).map_err(Failure::Message),
         Command::Eval(a) => eval::run(a).map_err(Failure::Message),
+        Command::Compare(a) => install_signal_handlers()
+            .map_err(TrainError::Failed)
+            .and_then(|()| compare::run(a, &STOP))
+            .map_err(|e| match e {
+                e @ TrainError::Interrupted { signal, .. } => {
+                    eprintln!("{e}; re-run the same bae compare to continue");
+                    Failure::Signal(signal)
+                }
+                TrainError::Failed(m) => Failure::Message(m),
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,8 +2,10 @@
 //! evaluate it (reconstruction, feature statistics, downstream fidelity on the LLM), compare
 //! architectures trained on the same rows, and export to other tools' formats.
 
+pub mod compare;
 pub mod eval;
 pub mod export;
+pub mod plots;
 pub mod run;
 
 pub use run::TrainedRun;

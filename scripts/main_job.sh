@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: fetch SmolLM2-135M and the State of the Union corpus, build,
 # extract block-15 hidden states, train a BAE with the official standard settings scaled to the slice,
-# and report (validation metrics, charts, feature pages). Re-running reuses what was fetched and extracted.
+# and report (validation metrics, bae eval with downstream fidelity, charts, feature pages). Re-running reuses what was fetched and extracted.
 #
 # Knobs (environment): BAE_TOKENS (default 200000 rows), BAE_BLOCK (15), BAE_EPOCHS (8), BAE_OUT (runs/main).
 set -euo pipefail
@@ -30,7 +30,10 @@ stamp "extracting $TOKENS hidden states of block $BLOCK"
 stamp "training a BAE ($EPOCHS epochs) -> $OUT"
 "$BAE" train --data "$ACTS/block$BLOCK" --out "$OUT" --epochs "$EPOCHS" --checkpoint-every 5m
 
+stamp "evaluation on the held-out rows, with downstream fidelity on the LLM"
+"$BAE" eval --run "$OUT" --quiet
+
 stamp "feature pages"
 "$BAE" features --run "$OUT" --n 8 --examples 6 | tail -n 60
 
-stamp "done: $OUT/summary.json, $OUT/density.svg, $OUT/training.svg, $OUT/features.md"
+stamp "done: $OUT/summary.json, $OUT/eval.json, $OUT/eval_rates.svg, $OUT/density.svg, $OUT/training.svg, $OUT/features.md"

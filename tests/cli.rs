@@ -585,3 +585,96 @@ fn eval_writes_report_and_refuses_bad_input() {
     assert!(e.contains("nope") && e.contains("not a run folder"), "{e}");
     assert!(!empty.join("eval.json").exists());
 }
+
+/// `bae compare` trains each architecture alike, writes the table and chart, reuses finished runs
+/// on a re-run, and refuses a folder trained with other settings or held by another writer.
+#[test]
+fn compare_trains_reuses_and_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("x.safetensors");
+    let o = bae(&[
+        "synth",
+        "--n",
+        "600",
+        "--d",
+        "8",
+        "--bits",
+        "3",
+        "--out",
+        s(&data),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("cmp");
+    let args = |lr: &'static str| {
+        vec![
+            "compare",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--archs",
+            "bae,topk,relu-l1",
+            "--steps",
+            "15",
+            "--batch-size",
+            "64",
+            "--k",
+            "4",
+            "--lr",
+            lr,
+            "--quiet",
+        ]
+    };
+    let o = bae(&args("0.001"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    for arch in ["| bae |", "| topk |", "| relu-l1 |"] {
+        assert!(md.contains(arch), "{md}");
+    }
+    assert!(md.contains("compare.svg") && out.join("compare.svg").is_file());
+    let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
+    assert!(
+        svg.contains("FVU against L0") && svg.contains("topk: L0 4.0"),
+        "the legend names each point"
+    );
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let first = json(&out.join("compare.json"));
+    let models = first["models"].as_array().unwrap();
+    assert_eq!(models.len(), 3);
+    assert!(models.iter().all(|m| m["reused"] == false));
+    // every model on the same held-out rows
+    let rows: Vec<_> = models
+        .iter()
+        .map(|m| m["eval"]["rows_from"].clone())
+        .collect();
+    assert!(rows.iter().all(|r| *r == rows[0]), "{rows:?}");
+    assert_eq!(models[1]["eval"]["features"]["l0"], 4.0, "topk k = 4");
+    for m in models {
+        let run = Path::new(m["run"].as_str().unwrap());
+        assert!(run.join("model.safetensors").is_file() && run.join("eval.json").is_file());
+    }
+
+    let o = bae(&args("0.001"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = json(&out.join("compare.json"));
+    let again = again["models"].as_array().unwrap();
+    assert!(again.iter().all(|m| m["reused"] == true), "{again:?}");
+    assert_eq!(
+        again[0]["eval"]["reconstruction"],
+        models[0]["eval"]["reconstruction"]
+    );
+    assert_eq!(
+        again[0]["train_tokens_per_s"],
+        models[0]["train_tokens_per_s"]
+    );
+
+    let e = error_line(&bae(&args("0.002")));
+    assert!(e.contains("other settings") && e.contains("bae"), "{e}");
+
+    let lock = bae_io::FolderLock::acquire(&out).unwrap();
+    let e = error_line(&bae(&args("0.001")));
+    assert!(e.contains("another bae process"), "{e}");
+    drop(lock);
+}

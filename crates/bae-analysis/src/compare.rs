@@ -64,8 +64,16 @@ fn finished_run(dir: &Path, cfg: &TrainConfig) -> Result<Option<Option<f64>>, St
     Ok(Some(v["train_tokens_per_s"].as_f64()))
 }
 
-/// Trains (or reuses) and evaluates every architecture of `opts`.
-pub fn compare(opts: &CompareOptions) -> Result<Vec<CompareRow>, TrainError> {
+/// Trains (or reuses) and evaluates every architecture of `opts`, then writes compare.md / .svg /
+/// .json into `opts.out`, holding the folder's lock throughout.
+pub fn compare(opts: &CompareOptions, command: &str) -> Result<Vec<CompareRow>, TrainError> {
+    let _lock = bae_io::FolderLock::acquire(&opts.out).map_err(|e| e.to_string())?;
+    let rows = train_and_evaluate(opts)?;
+    write_outputs(&opts.out, &opts.base, command, &rows)?;
+    Ok(rows)
+}
+
+fn train_and_evaluate(opts: &CompareOptions) -> Result<Vec<CompareRow>, TrainError> {
     let src = bae_train::store::open_source(&opts.base.data)?;
     let mut rows = Vec::new();
     for arch in &opts.archs {
@@ -151,7 +159,7 @@ pub const COMPARE_SVG: &str = "compare.svg";
 pub const COMPARE_JSON: &str = "compare.json";
 
 /// compare.md (settings, table, chart), compare.json and compare.svg into `out`, atomically.
-pub fn write_outputs(
+fn write_outputs(
     out: &Path,
     base: &TrainConfig,
     command: &str,

@@ -17,6 +17,7 @@ mod activations;
 mod atomic;
 mod dtype;
 mod error;
+mod folder_lock;
 mod export_format;
 mod jsonl;
 mod npy;
@@ -27,6 +28,7 @@ pub use activations::{ACTIVATIONS_TENSOR, ActivationFile, FileFormat, write_acti
 pub use atomic::{write_atomic, write_atomic_with};
 pub use dtype::{DType, first_non_finite, first_non_finite_f64};
 pub use error::{IoError, Result};
+pub use folder_lock::{FolderLock, LOCK_FILE};
 pub use export_format::{
     ExportMarker, SAELENS_LAYOUT_VERSION, SaeArchitecture, SaeLensCfg, SaeLensMetadata,
     export_files, export_tensors, reference_tensors,

@@ -222,6 +222,8 @@ pub fn train(
     let out = &cfg.out;
     std::fs::create_dir_all(out)
         .map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
+    // two trainings never write one folder at once (released when the run ends or dies)
+    let _lock = bae_io::FolderLock::acquire(out).map_err(|e| e.to_string())?;
     let metrics_path = out.join("metrics.jsonl");
     // a run killed before its first checkpoint resumes from the start, with the same config
     let resuming = opts.resume && checkpoint::path(out).is_file();

@@ -1,32 +1,17 @@
 // Runs every kernel of kernels/*.cu under the host emulator (cuda_emu.h) on random inputs with
 // ragged sizes and compares with straightforward references written from the math. Built and
 // run by emu/run.sh (and by tests/emulated.rs when a C++20 compiler is present).
+// `harness quick` runs the small shapes only (the ThreadSanitizer build); the default adds the
+// d' = 8192 shapes with ragged n (references there use AND + popcount per word, not per bit).
 #include "cuda_emu.h"
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <cassert>
-typedef unsigned long long u64; typedef long long i64; typedef unsigned u32;
-extern "C" {
-void encode_binarize(const float*, const float*, int, int, float*, u64*, float*, __nv_bfloat16*);
-void transpose_bits(const u64*, int, int, u64*);
-void firing_counts(const u64*, int, int, u32*);
-void firing_counts_rows(const u64*, int, int, u32*);
-void entropy_terms(const u32*, int, int, double, int, float*, double*);
-void coactivation(const u64*, const u32*, int, int, int, u64*, u64*, u32*, u64*);
-void sign_times_counts(const u64*, const u64*, const u32*, int, i64*);
-void sign_product(const u64*, const u64*, const u64*, int, int, int*);
-void covariance_grad(const u64*, const u64*, const u64*, const i64*, const float*, int, int, double, int, float*, float*, __nv_bfloat16*);
-void mse_grad(const float*, const float*, const float*, int, int, float, float*, float*, __nv_bfloat16*, double*);
-void apply_estimator(float*, const float*, int, int, int, float*, __nv_bfloat16*);
-void column_sums_partial(const float*, int, int, float*);
-void column_sums_final(const float*, int, int, float*);
-void sum_f64(const double*, int, double*);
-void decode(const u64*, const float*, const float*, int, int, int, float*);
-void adam_step(float*, float*, float*, const float*, long long, float, float, float, float, float, float, __nv_bfloat16*);
-void encode_gemm(const __nv_bfloat16*, const __nv_bfloat16*, const float*, int, int, int, u64*, float*, __nv_bfloat16*);
-}
+#include <cstring>
+#include <vector>
+#include "kernels.h"
 static std::mt19937_64 rng(12345);
 static int fails = 0;
 #define CHECK(c, ...) do { if (!(c)) { printf("FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); ++fails; return; } } while (0)
@@ -38,6 +23,8 @@ struct Bits { int major, minor, wpm; std::vector<u64> w;
 static Bits random_bits(int M, int m, double extra_dense = 0) {
   Bits r(M, m); std::vector<double> rate(m); for (int j = 0; j < m; ++j) { int k = rng() % 10; rate[j] = k == 0 ? 0 : k == 1 ? 1 : unif(0, 1); }
   for (int a = 0; a < M; ++a) for (int b = 0; b < m; ++b) if (unif(0, 1) < rate[b]) r.set(a, b); return r; }
+static Bits random_mask(int M, int m) {  // uniform bits, tails 0
+  Bits r(M, m); for (int a = 0; a < M; ++a) for (int w = 0; w < r.wpm; ++w) r.w[(size_t)a * r.wpm + w] = rng() & (w == r.wpm - 1 && m % 64 ? (1ull << (m % 64)) - 1 : ~0ull); return r; }
 static Bits transpose_ref(const Bits& x) { Bits t(x.minor, x.major); for (int a = 0; a < x.major; ++a) for (int b = 0; b < x.minor; ++b) if (x.get(a, b)) t.set(b, a); return t; }
 static dim3 g1(size_t b, unsigned t) { return {(unsigned)std::max<size_t>(b, 1), 1, 1}; }
 
@@ -75,13 +62,19 @@ static void t_firing_entropy(int n, int dc) {
   printf("firing/entropy n=%d dc=%d ok\n", n, dc); }
 
 struct Cov { std::vector<u32> N; std::vector<u64> pos, neg; unsigned __int128 abs; std::vector<u32> c; };
+static int popc_and(const u64* a, const u64* b, int words) { int s = 0; for (int w = 0; w < words; ++w) s += __builtin_popcountll(a[w] & b[w]); return s; }
 static Cov cov_ref(const Bits& rows) { int n = rows.major, dc = rows.minor, nb = (dc + 63) / 64; Cov r; r.N.assign((size_t)dc * dc, 0); r.c.assign(dc, 0);
   r.pos.assign((size_t)dc * nb, 0); r.neg = r.pos; r.abs = 0;
-  for (int i = 0; i < n; ++i) for (int j = 0; j < dc; ++j) if (rows.get(i, j)) { r.c[j]++; for (int k = 0; k < dc; ++k) if (rows.get(i, k)) r.N[(size_t)j * dc + k]++; }
+  Bits cols = transpose_ref(rows);  // N = H^T H: N_jk = |column j AND column k|
+  for (int j = 0; j < dc; ++j) for (int k = j; k < dc; ++k) r.N[(size_t)j * dc + k] = r.N[(size_t)k * dc + j] = popc_and(&cols.w[(size_t)j * cols.wpm], &cols.w[(size_t)k * cols.wpm], cols.wpm);
+  for (int j = 0; j < dc; ++j) r.c[j] = r.N[(size_t)j * dc + j];
   for (int j = 0; j < dc; ++j) for (int k = 0; k < dc; ++k) { i64 v = (i64)n * r.N[(size_t)j * dc + k] - (i64)r.c[j] * r.c[k];
     if (j != k && v > 0) r.pos[(size_t)j * nb + k / 64] |= 1ull << (k % 64); if (j != k && v < 0) r.neg[(size_t)j * nb + k / 64] |= 1ull << (k % 64);
     if (j < k) r.abs += v < 0 ? -v : v; }
   return r; }
+// (H M)_ik - (H M')_ik for 0/1 rows H and masks M, M' (row k = mask row k), word by word
+static int hs_ref(const Bits& rows, const std::vector<u64>& m, const std::vector<u64>& m2, int i, int k) {
+  const u64* r = &rows.w[(size_t)i * rows.wpm]; return popc_and(r, &m[(size_t)k * rows.wpm], rows.wpm) - popc_and(r, &m2[(size_t)k * rows.wpm], rows.wpm); }
 
 static void t_coact(int n, int dc) {
   Bits rows = random_bits(n, dc); Bits cols = transpose_ref(rows); Cov want = cov_ref(rows); int nb = (dc + 63) / 64;
@@ -93,8 +86,8 @@ static void t_coact(int n, int dc) {
   emu_launch(g1((dc + 7) / 8, 256), {256}, [&] { sign_times_counts(want.pos.data(), want.neg.data(), want.c.data(), dc, q.data()); });
   CHECK(q == qw, "q");
   // sign_product with random masks
-  Bits P = random_bits(dc, dc), Q = random_bits(dc, dc); std::vector<int> hs((size_t)n * dc, -12345), hw((size_t)n * dc, 0);
-  for (int i = 0; i < n; ++i) for (int k = 0; k < dc; ++k) { int s = 0; for (int j = 0; j < dc; ++j) if (rows.get(i, j)) s += P.get(k, j) - Q.get(k, j); hw[(size_t)i * dc + k] = s; }
+  Bits P = random_mask(dc, dc), Q = random_mask(dc, dc); std::vector<int> hs((size_t)n * dc, -12345), hw((size_t)n * dc, 0);
+  for (int i = 0; i < n; ++i) for (int k = 0; k < dc; ++k) hw[(size_t)i * dc + k] = hs_ref(rows, P.w, Q.w, i, k);
   emu_launch({(unsigned)nb, (unsigned)((n + 63) / 64), 1}, {256}, [&] { sign_product(rows.w.data(), P.w.data(), Q.w.data(), n, dc, hs.data()); });
   CHECK(hs == hw, "sign_product");
   // covariance_grad with true signs
@@ -102,7 +95,7 @@ static void t_coact(int n, int dc) {
   double scale = 0.7 * 2.0 / ((double)n * (n - 1));
   for (int est = 0; est < 2; ++est) {
     std::vector<float> g = g0, dz((size_t)n * dc, NAN), gw = g0, dzw((size_t)n * dc); std::vector<__nv_bfloat16> dzb((size_t)n * dc, {0xffff});
-    for (int i = 0; i < n; ++i) for (int k = 0; k < dc; ++k) { int s = 0; for (int j = 0; j < dc; ++j) if (rows.get(i, j)) s += ((want.pos[(size_t)k*nb+j/64]>>(j%64))&1) - ((want.neg[(size_t)k*nb+j/64]>>(j%64))&1);
+    for (int i = 0; i < n; ++i) for (int k = 0; k < dc; ++k) { int s = hs_ref(rows, want.pos, want.neg, i, k);
       float v = gw[(size_t)i*dc+k] + coef[k]; v = (float)((double)v + scale * (double)((i64)n * s - qw[k])); gw[(size_t)i*dc+k] = v; dzw[(size_t)i*dc+k] = est == 1 ? v : v * (1.f - v); }
     emu_launch({(unsigned)nb, (unsigned)((n + 63) / 64), 1}, {256}, [&] { covariance_grad(rows.w.data(), want.pos.data(), want.neg.data(), q.data(), coef.data(), n, dc, scale, est, g.data(), dz.data(), dzb.data()); });
     CHECK(g == gw, "cov grad G est %d", est); CHECK(dz == dzw, "cov grad dz");
@@ -142,6 +135,21 @@ static void t_adam() {
     CHECK(p == pw && m == mw && v == vw, "adam t=%d", t); }
   for (int i = 0; i < len; ++i) CHECK(sh[i].x == __float2bfloat16(p[i]).x, "shadow");
   printf("adam ok\n"); }
+// nearest bf16, ties to even, by comparing the two neighbours' values (0x7f80 counts as 2^128)
+static uint16_t bf16_ref(float f) {
+  uint32_t u; memcpy(&u, &f, 4); uint16_t lo = u >> 16, hi = lo + 1;
+  auto val = [](uint16_t b) { if ((b & 0x7fff) == 0x7f80) return std::ldexp(b >> 15 ? -1.0 : 1.0, 128);
+    uint32_t v = (uint32_t)b << 16; float x; memcpy(&x, &v, 4); return (double)x; };
+  double dl = std::fabs((double)f - val(lo)), dh = std::fabs(val(hi) - (double)f);
+  return dl < dh ? lo : dh < dl ? hi : (lo & 1 ? hi : lo); }
+static void t_convert(int len) {
+  std::vector<float> x(len); std::vector<__nv_bfloat16> y(len, {0x1234});
+  const uint32_t special[] = {0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f7fffff, 0x7f7f7fff, 0x7f7f8000, 0x00000001, 0x807fffff, 0x3f808000, 0x3f818000, 0x3f80ffff};
+  for (int i = 0; i < len; ++i) { uint32_t u = i < 13 ? special[i] : (uint32_t)rng(); if (i >= 13 && i % 3 == 0) u = (u & 0xffff0000) | 0x8000; memcpy(&x[i], &u, 4); }
+  emu_launch(g1(3, 256), {256}, [&] { f32_to_bf16(x.data(), len, y.data()); });
+  for (int i = 0; i < len; ++i) { if (std::isnan(x[i])) { CHECK((y[i].x & 0x7f80) == 0x7f80 && (y[i].x & 0x7f), "bf16 NaN %d", i); continue; }
+    CHECK(y[i].x == bf16_ref(x[i]), "bf16 of %a: %04x vs %04x", x[i], y[i].x, bf16_ref(x[i])); }
+  printf("f32_to_bf16 len=%d ok\n", len); }
 static void t_encode_gemm(int n, int d, int dc) {
   int wpr = (dc + 63) / 64; std::vector<__nv_bfloat16> x((size_t)n * d), w((size_t)d * dc); std::vector<float> b(dc);
   for (auto& v : x) v = __float2bfloat16(unif(-1, 1)); for (auto& v : w) v = __float2bfloat16(unif(-1, 1)); for (auto& v : b) v = unif(-.5, .5);
@@ -156,16 +164,27 @@ static void t_encode_gemm(int n, int d, int dc) {
     if (std::fabs(ref) > 1e-5 * mag + 1e-6) CHECK(bit == (ref > 0), "encode_gemm bit [%d,%d]", i, j); else ++near; }
   for (int i = 0; i < n; ++i) if (dc % 64) CHECK((codes[(size_t)i * wpr + wpr - 1] >> (dc % 64)) == 0, "tail");
   printf("encode_gemm n=%d d=%d dc=%d ok (%d near zero)\n", n, d, dc, near); }
-int main() {
+static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "quick") == 0;
   const char* env = std::getenv("BAE_TEST_SEED");
   unsigned long long seed = env ? std::strtoull(env, nullptr, 10) : (unsigned long long)std::chrono::steady_clock::now().time_since_epoch().count();
-  rng.seed(seed);
+  rng.seed(seed); emu_seed(seed);
   printf("emulated kernels: seed %llu (BAE_TEST_SEED=%llu replays)\n", seed, seed);
-  t_adam(); t_encode_gemm(1, 8, 8); t_encode_gemm(37, 40, 72); t_encode_gemm(130, 72, 200); t_encode_gemm(128, 64, 256);
+  const double t0 = now();
+  t_adam(); t_convert(5000); t_encode_gemm(1, 8, 8); t_encode_gemm(37, 40, 72); t_encode_gemm(130, 72, 200); t_encode_gemm(128, 64, 256);
   t_encode(1, 1); t_encode(5, 63); t_encode(37, 130); t_encode(3, 200);
   t_transpose(1, 1); t_transpose(70, 130); t_transpose(130, 7); t_transpose(64, 64);
   t_firing_entropy(2, 1); t_firing_entropy(100, 50); t_firing_entropy(70, 130);
-  t_coact(2, 1); t_coact(70, 130); t_coact(1100, 70); t_coact(65, 64);
+  t_coact(2, 1); t_coact(70, 130); t_coact(1100, 70); t_coact(65, 64); t_coact(10, 1100);
   t_mse_colsum(1, 1); t_mse_colsum(7, 100); t_mse_colsum(130, 300);
   t_decode(1, 1, 1); t_decode(5, 63, 70); t_decode(65, 130, 129);
+  printf("small shapes: %.1f s\n", now() - t0);
+  if (!quick) {  // d' = 8192 (nb = 128 words: > 32 lanes, several staging rounds), ragged n
+    const double t1 = now();
+    t_encode_gemm(77, 64, 8192); t_encode_gemm(509, 40, 8192); t_encode(509, 8192); t_transpose(77, 8192); t_transpose(8192, 509);
+    t_firing_entropy(509, 8192); t_coact(77, 8192); t_mse_colsum(77, 8192); t_decode(77, 8192, 40);
+    printf("d' = 8192 shapes: %.1f s\n", now() - t1);
+  }
+  if (emu_errors()) { printf("FAIL: %d emulator errors (see stderr)\n", emu_errors()); ++fails; }
   printf(fails ? "FAILURES: %d\n" : "all ok\n", fails); return fails != 0; }

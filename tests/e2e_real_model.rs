@@ -128,7 +128,10 @@ fn extract_train_features_on_a_small_slice() {
     assert_eq!(ds["block"], 8);
     assert!(f("ce_clean") < f("ce_spliced"), "{ds}");
     assert!(f("ce_spliced") < f("ce_zero_ablated"), "{ds}");
-    assert!(f("kl_spliced") > 0.0 && f("kl_spliced") < f("kl_zero_ablated"), "{ds}");
+    assert!(
+        f("kl_spliced") > 0.0 && f("kl_spliced") < f("kl_zero_ablated"),
+        "{ds}"
+    );
     assert!(f("ce_loss_score") > 0.0 && f("ce_loss_score") < 1.0, "{ds}");
     assert!(f("last_token_jsd") >= 0.0 && f("last_token_jsd") <= std::f64::consts::LN_2);
     assert!(report["command"].as_str().unwrap().contains("eval"));

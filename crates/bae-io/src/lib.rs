@@ -17,8 +17,8 @@ mod activations;
 mod atomic;
 mod dtype;
 mod error;
-mod folder_lock;
 mod export_format;
+mod folder_lock;
 mod jsonl;
 mod npy;
 mod safetensors_file;
@@ -28,11 +28,11 @@ pub use activations::{ACTIVATIONS_TENSOR, ActivationFile, FileFormat, write_acti
 pub use atomic::{write_atomic, write_atomic_with};
 pub use dtype::{DType, first_non_finite, first_non_finite_f64};
 pub use error::{IoError, Result};
-pub use folder_lock::{FolderLock, LOCK_FILE};
 pub use export_format::{
     ExportMarker, SAELENS_LAYOUT_VERSION, SaeArchitecture, SaeLensCfg, SaeLensMetadata,
     export_files, export_tensors, reference_tensors,
 };
+pub use folder_lock::{FolderLock, LOCK_FILE};
 pub use jsonl::JsonlWriter;
 pub use tensors::{
     Tensor, Tensor64, TensorFile, load_tensors, load_tensors_f64, load_tensors_f64_only,

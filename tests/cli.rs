@@ -44,6 +44,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `bae synth` into `path`: `n` rows of width `d` from 3 independent bits.
+fn synth_file(path: &Path, n: usize, d: usize) {
+    let (n, d) = (n.to_string(), d.to_string());
+    let o = bae(&[
+        "synth",
+        "--n",
+        &n,
+        "--d",
+        &d,
+        "--bits",
+        "3",
+        "--out",
+        s(path),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn synth_then_train_writes_every_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -458,18 +475,7 @@ fn device_cuda_without_gpu_and_auto_fallback() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("x.safetensors");
-    let o = bae(&[
-        "synth",
-        "--n",
-        "300",
-        "--d",
-        "8",
-        "--bits",
-        "3",
-        "--out",
-        s(&data),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth_file(&data, 300, 8);
     let out = dir.path().join("run");
     let args = |device: &'static str| {
         vec![
@@ -513,23 +519,12 @@ fn device_cuda_without_gpu_and_auto_fallback() {
 #[test]
 fn eval_writes_report_and_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let synth = |name: &str, d: &str| {
+    let synth = |name: &str, d: usize| {
         let p = dir.path().join(name);
-        let o = bae(&[
-            "synth",
-            "--n",
-            "400",
-            "--d",
-            d,
-            "--bits",
-            "3",
-            "--out",
-            s(&p),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        synth_file(&p, 400, d);
         p
     };
-    let data = synth("x.safetensors", "8");
+    let data = synth("x.safetensors", 8);
     let run = dir.path().join("run");
     let o = bae(&[
         "train",
@@ -566,7 +561,7 @@ fn eval_writes_report_and_refuses_bad_input() {
     // the same run on other activations: every row, and a width that does not match
     let o = bae(&["eval", "--run", s(&run), "--data", s(&data), "--quiet"]);
     assert!(o.status.success());
-    let wide = synth("wide.safetensors", "12");
+    let wide = synth("wide.safetensors", 12);
     let e = error_line(&bae(&["eval", "--run", s(&run), "--data", s(&wide)]));
     assert!(
         e.contains("wide.safetensors") && e.contains("12 wide"),
@@ -592,18 +587,7 @@ fn eval_writes_report_and_refuses_bad_input() {
 fn compare_trains_reuses_and_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("x.safetensors");
-    let o = bae(&[
-        "synth",
-        "--n",
-        "600",
-        "--d",
-        "8",
-        "--bits",
-        "3",
-        "--out",
-        s(&data),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth_file(&data, 600, 8);
     let out = dir.path().join("cmp");
     let args = |lr: &'static str| {
         vec![

@@ -80,17 +80,7 @@ pub fn evaluate(
             .sum::<u64>();
         counter.add_rows(&f.codes);
         if arch.is_binary() {
-            // the covariance term is a minibatch quantity: average it over batches of the training size
-            for sub in (0..m).step_by(cov_batch) {
-                let len = cov_batch.min(m - sub);
-                if len == cov_batch || (len >= 2 && cov_batches == 0) {
-                    let cols = f.codes.slice_rows(sub, len).to_columns();
-                    cov_sum += CovarianceTerm::from_columns(&cols)
-                        .map_err(|e| e.to_string())?
-                        .term;
-                    cov_batches += 1;
-                }
-            }
+            add_batch_covariance(&f.codes, cov_batch, &mut cov_sum, &mut cov_batches)?;
         }
     }
     let total_var: f64 = sum
@@ -128,6 +118,29 @@ pub fn evaluate(
         rates,
         salience_share,
     })
+}
+
+/// Adds the covariance term of each full `cov_batch`-row slice of `codes` to `sum` (a minibatch
+/// quantity, so averaged over batches of the training size); a shorter slice counts only when it
+/// would be the first (evaluation sets smaller than one batch).
+pub fn add_batch_covariance(
+    codes: &bae_bits::PackedRows,
+    cov_batch: usize,
+    sum: &mut f64,
+    batches: &mut usize,
+) -> Result<(), String> {
+    let m = codes.n_rows();
+    for sub in (0..m).step_by(cov_batch) {
+        let len = cov_batch.min(m - sub);
+        if len == cov_batch || (len >= 2 && *batches == 0) {
+            let cols = codes.slice_rows(sub, len).to_columns();
+            *sum += CovarianceTerm::from_columns(&cols)
+                .map_err(|e| e.to_string())?
+                .term;
+            *batches += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Share of tokens for which each feature is among the token's `SALIENT_TOP` features by salience

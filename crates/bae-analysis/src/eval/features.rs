@@ -4,7 +4,7 @@
 //! |h − μ| (μ = the feature's rate on these rows, so a second pass); for the SAE baselines, the
 //! raw activation (active features only).
 
-use bae_bits::{CovarianceTerm, FiringCounter, PackedRows};
+use bae_bits::{FiringCounter, PackedRows};
 use bae_ref::{Arch, Params};
 use bae_train::RowSource;
 use serde::Serialize;
@@ -146,17 +146,12 @@ pub fn row_metrics(
             .sum::<u64>();
         counter.add_rows(&f.codes);
         if arch.is_binary() {
-            // a minibatch quantity: averaged over batches of the training size
-            for sub in (0..m).step_by(cov_batch) {
-                let len = cov_batch.min(m - sub);
-                if len == cov_batch || (len >= 2 && cov_batches == 0) {
-                    let cols = f.codes.slice_rows(sub, len).to_columns();
-                    cov_sum += CovarianceTerm::from_columns(&cols)
-                        .map_err(|e| e.to_string())?
-                        .term;
-                    cov_batches += 1;
-                }
-            }
+            bae_train::eval::add_batch_covariance(
+                &f.codes,
+                cov_batch,
+                &mut cov_sum,
+                &mut cov_batches,
+            )?;
         } else {
             top_by_activation(&f.act, m, dc, &mut act_hits);
         }

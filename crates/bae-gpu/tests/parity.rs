@@ -5,6 +5,12 @@
 //! Without a GPU (no driver, no device, or kernels not built) every test prints `SKIP: <reason>`
 //! and passes; with `REQUIRE_GPU=1` a missing GPU fails. Inputs are fresh per run: the seed is
 //! printed, and `BAE_TEST_SEED=<seed>` replays a run.
+//!
+//! Each check prints one line before its assert, `PARITY <name> max_err=<x> tol=<y> PASS|FAIL`,
+//! which `scripts/gpu_session.sh` gathers into its summary (grouped by the name's part before the
+//! first `/`). Exact checks print `tol=0` and, as `max_err`, the number of elements (or bits)
+//! that differ. `BAE_PARITY_SMALL=1` drops the large shapes (a dimension of 2048 or more, or over
+//! 10^6 elements in an n x width matrix), so that compute-sanitizer runs stay short.
 
 use bae_bits::{CovarianceStats, PackedColumns, PackedRows};
 use bae_gpu::cudarc::driver::CudaSlice;
@@ -110,14 +116,212 @@ fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
-fn assert_bits_eq(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: length");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            x.to_bits() == y.to_bits() || (x == y),
-            "{what}[{i}]: gpu {x:e} != cpu {y:e}"
-        );
+// ------------------------------------------------------------------ reporting
+
+/// `x` for a PARITY line: integers as such, anything else as `{:e}` (`inf` and `NaN` included).
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:e}")
     }
+}
+
+/// Prints the check's PARITY line and returns `pass`, the test's own comparison (strict or not,
+/// element by element or not); `max_err` and `tol` are what the line shows of it. Called before
+/// the assert, so a failing check still reports.
+fn report(name: &str, max_err: f64, tol: f64, pass: bool) -> bool {
+    let verdict = if pass { "PASS" } else { "FAIL" };
+    println!(
+        "PARITY {name} max_err={} tol={} {verdict}",
+        num(max_err),
+        num(tol)
+    );
+    pass
+}
+
+/// `max_err <= tol` (NaN fails).
+fn check(name: &str, max_err: f64, tol: f64) -> bool {
+    report(name, max_err, tol, max_err <= tol)
+}
+
+/// `max_err < tol` (NaN fails).
+fn check_below(name: &str, max_err: f64, tol: f64) -> bool {
+    report(name, max_err, tol, max_err < tol)
+}
+
+/// An exact check of `ok(k)` for every `k < len`: `max_err` = how many fail, `tol=0`; panics
+/// with `msg` of the first failure.
+#[track_caller]
+fn assert_all(name: &str, len: usize, ok: impl Fn(usize) -> bool, msg: impl Fn(usize) -> String) {
+    let bad = (0..len).filter(|&k| !ok(k)).count();
+    if !check(name, bad as f64, 0.0) {
+        let k = (0..len).find(|&k| !ok(k)).unwrap();
+        panic!("{} ({bad} of {len} differ)", msg(k));
+    }
+}
+
+/// An exact check of two slices under `same`, lengths first.
+#[track_caller]
+fn assert_same<T: std::fmt::Debug>(
+    name: &str,
+    got: &[T],
+    want: &[T],
+    same: impl Fn(&T, &T) -> bool,
+    what: &str,
+) {
+    if got.len() != want.len() {
+        report(name, f64::INFINITY, 0.0, false);
+        panic!("{what}: length gpu {} != cpu {}", got.len(), want.len());
+    }
+    assert_all(
+        name,
+        want.len(),
+        |i| same(&got[i], &want[i]),
+        |i| format!("{what}[{i}]: gpu {:?} != cpu {:?}", got[i], want[i]),
+    );
+}
+
+/// Bit for bit (or equal: 0 == -0).
+#[track_caller]
+fn assert_bits_eq(name: &str, a: &[f32], b: &[f32], what: &str) {
+    assert_same(
+        name,
+        a,
+        b,
+        |x, y| x.to_bits() == y.to_bits() || x == y,
+        what,
+    );
+}
+
+#[track_caller]
+fn assert_exact<T: PartialEq + std::fmt::Debug>(name: &str, got: &[T], want: &[T], what: &str) {
+    assert_same(name, got, want, |a, b| a == b, what);
+}
+
+/// Element-wise bounds: `err(k)` is (error, bound, within) of element `k`, `within` being the
+/// test's own comparison. Prints the largest error / bound (NaN counts as infinite) against
+/// `tol=1`; panics with `msg` of the first element out of bounds.
+#[track_caller]
+fn assert_bounded(
+    name: &str,
+    len: usize,
+    err: impl Fn(usize) -> (f64, f64, bool),
+    msg: impl Fn(usize) -> String,
+) {
+    let mut worst = 0.0f64;
+    let mut first_bad = None;
+    for k in 0..len {
+        let (e, bound, within) = err(k);
+        let r = e / bound;
+        worst = worst.max(if r.is_nan() { f64::INFINITY } else { r });
+        if !within && first_bad.is_none() {
+            first_bad = Some(k);
+        }
+    }
+    report(name, worst, 1.0, first_bad.is_none());
+    if let Some(k) = first_bad {
+        panic!("{}", msg(k));
+    }
+}
+
+/// Bit matrices, compared word by word.
+trait Bits: PartialEq {
+    fn words(&self) -> &[u64];
+    fn shape(&self) -> (usize, usize);
+    /// (row, column) of bit `b` of word `w`
+    fn at(&self, w: usize, b: u32) -> (usize, usize);
+}
+
+impl Bits for PackedRows {
+    fn words(&self) -> &[u64] {
+        PackedRows::words(self)
+    }
+    fn shape(&self) -> (usize, usize) {
+        (self.n_rows(), self.n_cols())
+    }
+    fn at(&self, w: usize, b: u32) -> (usize, usize) {
+        let wpr = self.words_per_row();
+        (w / wpr, (w % wpr) * 64 + b as usize)
+    }
+}
+
+impl Bits for PackedColumns {
+    fn words(&self) -> &[u64] {
+        PackedColumns::words(self)
+    }
+    fn shape(&self) -> (usize, usize) {
+        (self.n_rows(), self.n_cols())
+    }
+    fn at(&self, w: usize, b: u32) -> (usize, usize) {
+        let wpc = self.words_per_col();
+        ((w % wpc) * 64 + b as usize, w / wpc)
+    }
+}
+
+/// An exact check of two bit matrices: `max_err` = the number of differing bits.
+#[track_caller]
+fn assert_bits_same<B: Bits>(name: &str, got: &B, want: &B, what: &str) {
+    let same_shape = got.shape() == want.shape() && got.words().len() == want.words().len();
+    let differ = if same_shape {
+        let xor = got.words().iter().zip(want.words());
+        xor.map(|(a, b)| (a ^ b).count_ones() as f64).sum()
+    } else {
+        f64::INFINITY
+    };
+    if !report(name, differ, 0.0, got == want) {
+        if !same_shape {
+            panic!(
+                "{what}: shape gpu {:?} != cpu {:?}",
+                got.shape(),
+                want.shape()
+            );
+        }
+        let w = (0..want.words().len())
+            .find(|&w| got.words()[w] != want.words()[w])
+            .unwrap();
+        let (i, j) = got.at(w, (got.words()[w] ^ want.words()[w]).trailing_zeros());
+        panic!("{what}: {differ} bits differ, the first at ({i}, {j})");
+    }
+}
+
+/// An exact check of two parameter sets: `max_err` = the number of differing elements.
+#[track_caller]
+fn assert_params_eq(name: &str, got: &Params<f32>, want: &Params<f32>, what: &str) {
+    let (g, w) = (got.tensors(), want.tensors());
+    let differ = if (got.d, got.d_code) == (want.d, want.d_code)
+        && g.iter().zip(&w).all(|(a, b)| a.len() == b.len())
+    {
+        let pairs = g.iter().zip(&w).flat_map(|(a, b)| a.iter().zip(b.iter()));
+        pairs.filter(|(x, y)| x != y).count() as f64
+    } else {
+        f64::INFINITY
+    };
+    assert!(
+        report(name, differ, 0.0, got == want),
+        "{what}: {differ} elements differ"
+    );
+}
+
+/// Lower-case name of a parameter tensor for a PARITY line.
+fn key(name: &str) -> String {
+    name.to_lowercase().replace(char::is_whitespace, "_")
+}
+
+/// `BAE_PARITY_SMALL=1` (the compute-sanitizer runs): only the small shapes run.
+fn small_only() -> bool {
+    std::env::var("BAE_PARITY_SMALL").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether the shape of `n` rows of these widths runs: always, unless `BAE_PARITY_SMALL` is set
+/// and it is large (a dimension of 2048 or more, or an n x width matrix over 10^6 elements).
+fn runs(test: &str, n: usize, widths: &[usize]) -> bool {
+    let large = n >= 2048 || widths.iter().any(|&w| w >= 2048 || n * w > 1_000_000);
+    if large && small_only() {
+        println!("{test}: BAE_PARITY_SMALL set, n={n} widths {widths:?} not run");
+        return false;
+    }
+    true
 }
 
 #[test]
@@ -172,7 +376,11 @@ fn encode_binarize_matches_encode_positive() {
         return;
     };
     let mut rng = rng("encode_binarize");
-    for &(n, dc) in SHAPES {
+    for &(n, dc) in SHAPES
+        .iter()
+        .filter(|s| runs("encode_binarize", s.0, &[s.1]))
+    {
+        let tag = format!("n{n}_dc{dc}");
         let zraw = random_z(&mut rng, n, dc);
         let bias = uniform(&mut rng, dc, -0.5, 0.5);
         let z: Vec<f32> = zraw
@@ -200,21 +408,30 @@ fn encode_binarize_matches_encode_positive() {
         )
         .unwrap();
         let got = codes.download(&gpu).expect("codes (tail bits must be 0)");
-        assert_eq!(got, want, "codes n={n} d'={dc}");
-        assert_bits_eq(&dl(&gpu, &zd), &z, "z written back");
+        assert_bits_same(
+            &format!("encode_binarize/{tag}/codes"),
+            &got,
+            &want,
+            &format!("codes n={n} d'={dc}"),
+        );
+        let z_name = format!("encode_binarize/{tag}/z");
+        assert_bits_eq(&z_name, &dl(&gpu, &zd), &z, "z written back");
         let dense: Vec<f32> = want.to_dense();
-        assert_bits_eq(&dl(&gpu, &h), &dense, "h_f32");
+        let h_name = format!("encode_binarize/{tag}/h_f32");
+        assert_bits_eq(&h_name, &dl(&gpu, &h), &dense, "h_f32");
         let hb: Vec<f32> = dl(&gpu, &hb).iter().map(|v| v.to_f32()).collect();
-        assert_bits_eq(&hb, &dense, "h_bf16");
+        let hb_name = format!("encode_binarize/{tag}/h_bf16");
+        assert_bits_eq(&hb_name, &hb, &dense, "h_bf16");
 
         // the bias-free twin
         let zd = up(&gpu, &z);
         let mut codes = DevRows::filled(&gpu, n, dc, !0).unwrap();
         ops::encode_positive(&gpu, &zd, &mut codes).unwrap();
-        assert_eq!(
-            codes.download(&gpu).unwrap(),
-            want,
-            "encode_positive n={n} d'={dc}"
+        assert_bits_same(
+            &format!("encode_positive/{tag}"),
+            &codes.download(&gpu).unwrap(),
+            &want,
+            &format!("encode_positive n={n} d'={dc}"),
         );
     }
 }
@@ -225,13 +442,17 @@ fn encode_gemm_matches_reference() {
         return;
     };
     let mut rng = rng("encode_gemm");
-    for &(n, d, dc) in &[
+    for &(n, d, dc) in [
         (1usize, 8usize, 8usize),
         (37, 40, 72),
         (130, 72, 200),
         (513, 264, 1000),
         (512, 2048, 1024),
-    ] {
+    ]
+    .iter()
+    .filter(|s| runs("encode_gemm", s.0, &[s.1, s.2]))
+    {
+        let tag = format!("n{n}_d{d}_dc{dc}");
         let xb: Vec<bf16> = (0..n * d)
             .map(|_| bf16::from_f32(normal(&mut rng)))
             .collect();
@@ -274,23 +495,43 @@ fn encode_gemm_matches_reference() {
         .unwrap();
         let codes = codes.download(&gpu).expect("codes (tail bits must be 0)");
         let (z, h) = (dl(&gpu, &z), dl(&gpu, &h));
-        let mut near = 0;
-        for k in 0..n * dc {
-            let tol = 1e-5 * mag[k] + 1e-6;
-            let (zg, bit) = (z[k], codes.get(k / dc, k % dc));
-            assert!(
-                (zg as f64 - z_ref[k]).abs() <= tol,
-                "z[{k}] {zg} vs {} (n={n} d={d} d'={dc})",
-                z_ref[k]
-            );
-            assert_eq!(bit, zg > 0.0, "code vs its own Z at {k}");
-            assert_eq!(h[k].to_f32(), if bit { 1.0 } else { 0.0 }, "H at {k}");
-            if z_ref[k].abs() > tol {
-                assert_eq!(bit, z_ref[k] > 0.0, "code at {k} (n={n} d={d} d'={dc})");
-            } else {
-                near += 1;
-            }
-        }
+        let tol = |k: usize| 1e-5 * mag[k] + 1e-6;
+        let bit = |k: usize| codes.get(k / dc, k % dc);
+        assert_bounded(
+            &format!("encode_gemm/{tag}/z"),
+            n * dc,
+            |k| {
+                let e = (z[k] as f64 - z_ref[k]).abs();
+                (e, tol(k), e <= tol(k))
+            },
+            |k| format!("z[{k}] {} vs {} (n={n} d={d} d'={dc})", z[k], z_ref[k]),
+        );
+        assert_all(
+            &format!("encode_gemm/{tag}/codes_vs_z"),
+            n * dc,
+            |k| bit(k) == (z[k] > 0.0),
+            |k| format!("code vs its own Z at {k}: {} vs {}", bit(k), z[k]),
+        );
+        assert_all(
+            &format!("encode_gemm/{tag}/h"),
+            n * dc,
+            |k| h[k].to_f32() == if bit(k) { 1.0 } else { 0.0 },
+            |k| format!("H at {k}: {} with code {}", h[k], bit(k)),
+        );
+        // away from 0 (beyond the rounding distance), the code is the reference's
+        assert_all(
+            &format!("encode_gemm/{tag}/codes"),
+            n * dc,
+            |k| z_ref[k].abs() <= tol(k) || bit(k) == (z_ref[k] > 0.0),
+            |k| {
+                format!(
+                    "code at {k} (n={n} d={d} d'={dc}): {} vs {}",
+                    bit(k),
+                    z_ref[k]
+                )
+            },
+        );
+        let near = (0..n * dc).filter(|&k| z_ref[k].abs() <= tol(k)).count();
         println!("encode_gemm n={n} d={d} d'={dc}: ok, {near} codes within rounding distance of 0");
     }
 }
@@ -301,20 +542,27 @@ fn transpose_bits_matches_to_columns() {
         return;
     };
     let mut rng = rng("transpose_bits");
-    for &(n, dc) in SHAPES.iter().chain(&[(1000, 7), (64, 1), (1, 64)]) {
+    let shapes = SHAPES.iter().chain(&[(1000, 7), (64, 1), (1, 64)]);
+    for &(n, dc) in shapes.filter(|s| runs("transpose_bits", s.0, &[s.1])) {
         let rows = random_codes(&mut rng, n, dc);
         let want = rows.to_columns();
         let dr = DevRows::upload(&gpu, &rows).unwrap();
         let mut dcols = DevCols::filled(&gpu, n, dc, !0).unwrap();
         ops::to_columns(&gpu, &dr, &mut dcols).unwrap();
-        assert_eq!(
-            dcols.download(&gpu).unwrap(),
-            want,
-            "to_columns n={n} d'={dc}"
+        assert_bits_same(
+            &format!("transpose_bits/n{n}_dc{dc}/to_columns"),
+            &dcols.download(&gpu).unwrap(),
+            &want,
+            &format!("to_columns n={n} d'={dc}"),
         );
         let mut back = DevRows::filled(&gpu, n, dc, !0).unwrap();
         ops::to_rows(&gpu, &dcols, &mut back).unwrap();
-        assert_eq!(back.download(&gpu).unwrap(), rows, "to_rows n={n} d'={dc}");
+        assert_bits_same(
+            &format!("transpose_bits/n{n}_dc{dc}/to_rows"),
+            &back.download(&gpu).unwrap(),
+            &rows,
+            &format!("to_rows n={n} d'={dc}"),
+        );
     }
 }
 
@@ -324,19 +572,26 @@ fn firing_counts_match() {
         return;
     };
     let mut rng = rng("firing_counts");
-    for &(n, dc) in SHAPES.iter().chain(&[(3000, 70)]) {
+    let shapes = SHAPES.iter().chain(&[(3000, 70)]);
+    for &(n, dc) in shapes.filter(|s| runs("firing_counts", s.0, &[s.1])) {
         let rows = random_codes(&mut rng, n, dc);
         let cols = rows.to_columns();
         let want = bae_bits::firing_counts(&cols);
         let mut c = ops::filled(&gpu, dc, u32::MAX).unwrap();
         ops::firing_counts(&gpu, &DevCols::upload(&gpu, &cols).unwrap(), &mut c).unwrap();
-        assert_eq!(dl(&gpu, &c), want, "firing_counts n={n} d'={dc}");
+        assert_exact(
+            &format!("firing_counts/n{n}_dc{dc}"),
+            &dl(&gpu, &c),
+            &want,
+            &format!("firing_counts n={n} d'={dc}"),
+        );
         let mut c = ops::filled(&gpu, dc, u32::MAX).unwrap();
         ops::firing_counts_rows(&gpu, &DevRows::upload(&gpu, &rows).unwrap(), &mut c).unwrap();
-        assert_eq!(
-            dl(&gpu, &c),
-            bae_bits::firing_counts_rows(&rows),
-            "firing_counts_rows n={n} d'={dc}"
+        assert_exact(
+            &format!("firing_counts_rows/n{n}_dc{dc}"),
+            &dl(&gpu, &c),
+            &bae_bits::firing_counts_rows(&rows),
+            &format!("firing_counts_rows n={n} d'={dc}"),
         );
     }
 }
@@ -348,7 +603,8 @@ fn entropy_terms_match() {
     };
     let mut rng = rng("entropy_terms");
     let lambda = 0.37;
-    for &(n, dc) in SHAPES.iter().chain(&[(512, 12288)]) {
+    let shapes = SHAPES.iter().chain(&[(512, 12288)]);
+    for &(n, dc) in shapes.filter(|s| runs("entropy_terms", s.0, &[s.1])) {
         let mut counts: Vec<u32> = (0..dc).map(|_| rng.random_range(0..=n as u32)).collect();
         counts[0] = 0;
         counts[dc - 1] = n as u32;
@@ -359,29 +615,57 @@ fn entropy_terms_match() {
             .map(|&c| (lambda * c) as f32)
             .collect();
         for on in [true, false] {
+            let tag = format!("n{n}_dc{dc}_{}", if on { "on" } else { "off" });
             let cd = up(&gpu, &counts);
             let mut coef = ops::filled(&gpu, dc, f32::NAN).unwrap();
             let mut out = ops::filled(&gpu, 2, f64::NAN).unwrap();
             ops::entropy_terms(&gpu, &cd, n, lambda, on, Some(&mut coef), &mut out).unwrap();
             let out = dl(&gpu, &out);
+            let scale = h_want.abs().max(1.0);
+            let e = (out[0] - h_want).abs();
             assert!(
-                (out[0] - h_want).abs() <= 1e-12 * h_want.abs().max(1.0),
+                report(
+                    &format!("entropy_terms/{tag}/entropy"),
+                    e / scale,
+                    1e-12,
+                    e <= 1e-12 * scale
+                ),
                 "entropy {} vs {h_want}",
                 out[0]
             );
             let applied = on && h_want >= 0.0;
-            assert_eq!(out[1], if applied { 1.0 } else { 0.0 });
+            let flag = if applied { 1.0 } else { 0.0 };
+            assert!(
+                report(
+                    &format!("entropy_terms/{tag}/applied"),
+                    (out[1] - flag).abs(),
+                    0.0,
+                    out[1] == flag
+                ),
+                "applied flag {} vs {flag} (n={n} d'={dc} on={on})",
+                out[1]
+            );
             let coef = dl(&gpu, &coef);
+            let coef_name = format!("entropy_terms/{tag}/coef");
             if applied {
                 // f64 log2 may differ in the last bit from the CPU's; f32 rounding hides it
+                let r = max_rel(&coef, &coef_want, 1e-30);
+                let tol = 2.0 * f32::EPSILON;
                 assert!(
-                    max_rel(&coef, &coef_want, 1e-30) <= 2.0 * f32::EPSILON,
-                    "coef n={n} d'={dc}"
+                    report(&coef_name, r as f64, tol as f64, r <= tol),
+                    "coef n={n} d'={dc}: max rel err {r:e}"
                 );
             } else {
-                assert!(
-                    coef.iter().all(|&c| c == 0.0),
-                    "coef must be 0 when the term is off"
+                assert_all(
+                    &coef_name,
+                    dc,
+                    |j| coef[j] == 0.0,
+                    |j| {
+                        format!(
+                            "coef must be 0 when the term is off: coef[{j}] = {}",
+                            coef[j]
+                        )
+                    },
                 );
             }
         }
@@ -393,8 +677,19 @@ fn entropy_terms_match() {
     let mut out = ops::filled(&gpu, 2, f64::NAN).unwrap();
     ops::entropy_terms(&gpu, &counts, n, 1.0, true, Some(&mut coef), &mut out).unwrap();
     let out = dl(&gpu, &out);
-    assert!(out[0] < 0.0 && out[1] == 0.0);
-    assert!(dl(&gpu, &coef).iter().all(|&c| c == 0.0));
+    let coef = dl(&gpu, &coef);
+    let negative = out[0] < 0.0;
+    let wrong = [!negative, out[1] != 0.0]
+        .into_iter()
+        .chain(coef.iter().map(|&c| c != 0.0))
+        .filter(|&w| w)
+        .count();
+    assert!(
+        check("entropy_terms/all_constant", wrong as f64, 0.0),
+        "constant features: entropy {} (must be < 0), applied {} (must be 0), coef {coef:?}",
+        out[0],
+        out[1]
+    );
 }
 
 /// GPU covariance statistics of `rows`: (coact, signs, abs_sum).
@@ -420,22 +715,42 @@ fn coactivation_matches_covariance_stats() {
         return;
     };
     let mut rng = rng("coactivation");
-    for &(n, dc) in SHAPES.iter().chain(&[(1000, 100), (70, 129)]) {
+    let shapes = SHAPES.iter().chain(&[(1000, 100), (70, 129)]);
+    for &(n, dc) in shapes.filter(|s| runs("coactivation", s.0, &[s.1])) {
+        let tag = format!("n{n}_dc{dc}");
         let rows = random_codes(&mut rng, n, dc);
         let stats = CovarianceStats::from_columns(&rows.to_columns()).unwrap();
         let (coact, signs, abs) = gpu_covariance(&gpu, &rows, true);
-        assert_eq!(
-            coact.unwrap(),
-            stats.coact,
-            "coactivation counts n={n} d'={dc}"
+        assert_exact(
+            &format!("coactivation/{tag}/counts"),
+            &coact.unwrap(),
+            &stats.coact,
+            &format!("coactivation counts n={n} d'={dc}"),
         );
-        assert_eq!(
-            signs.download(&gpu).unwrap(),
-            stats.signs,
-            "sign masks n={n} d'={dc}"
+        let signs = signs.download(&gpu).unwrap();
+        assert_bits_same(
+            &format!("coactivation/{tag}/signs_pos"),
+            &signs.pos,
+            &stats.signs.pos,
+            &format!("positive sign mask n={n} d'={dc}"),
+        );
+        assert_bits_same(
+            &format!("coactivation/{tag}/signs_neg"),
+            &signs.neg,
+            &stats.signs.neg,
+            &format!("negative sign mask n={n} d'={dc}"),
         );
         let term = (2 * abs as u128) as f64 / (n as u128 * (n as u128 - 1)) as f64;
-        assert_eq!(term, stats.term, "covariance term n={n} d'={dc}");
+        assert!(
+            report(
+                &format!("coactivation/{tag}/term"),
+                (term - stats.term).abs(),
+                0.0,
+                term == stats.term
+            ),
+            "covariance term n={n} d'={dc}: gpu {term:e} != cpu {:e}",
+            stats.term
+        );
     }
 }
 
@@ -445,7 +760,8 @@ fn sign_product_matches() {
         return;
     };
     let mut rng = rng("sign_product");
-    for &(n, dc) in SHAPES {
+    for &(n, dc) in SHAPES.iter().filter(|s| runs("sign_product", s.0, &[s.1])) {
+        let tag = format!("n{n}_dc{dc}");
         let rows = random_codes(&mut rng, n, dc);
         let stats = CovarianceStats::from_columns(&rows.to_columns()).unwrap();
         let want = bae_bits::sign_product(&rows, &stats.signs);
@@ -453,7 +769,12 @@ fn sign_product_matches() {
         let ds = DevSigns::upload(&gpu, &stats.signs).unwrap();
         let mut out = ops::filled(&gpu, n * dc, i32::MIN).unwrap();
         ops::sign_product(&gpu, &dr, &ds, &mut out).unwrap();
-        assert_eq!(dl(&gpu, &out), want, "sign_product n={n} d'={dc}");
+        assert_exact(
+            &format!("sign_product/{tag}"),
+            &dl(&gpu, &out),
+            &want,
+            &format!("sign_product n={n} d'={dc}"),
+        );
 
         // also with arbitrary (non-covariance) masks: rows of random bits, overlapping pos/neg
         let pos = random_codes(&mut rng, dc, dc);
@@ -463,10 +784,11 @@ fn sign_product_matches() {
         let ds = DevSigns::upload(&gpu, &masks).unwrap();
         let mut out = ops::filled(&gpu, n * dc, i32::MIN).unwrap();
         ops::sign_product(&gpu, &dr, &ds, &mut out).unwrap();
-        assert_eq!(
-            dl(&gpu, &out),
-            want,
-            "sign_product (random masks) n={n} d'={dc}"
+        assert_exact(
+            &format!("sign_product/{tag}_random_masks"),
+            &dl(&gpu, &out),
+            &want,
+            &format!("sign_product (random masks) n={n} d'={dc}"),
         );
 
         // q = S c
@@ -481,7 +803,12 @@ fn sign_product_matches() {
         let ds = DevSigns::upload(&gpu, &stats.signs).unwrap();
         let mut q = ops::filled(&gpu, dc, i64::MIN).unwrap();
         ops::sign_times_counts(&gpu, &ds, &up(&gpu, &counts), &mut q).unwrap();
-        assert_eq!(dl(&gpu, &q), q_want, "sign_times_counts n={n} d'={dc}");
+        assert_exact(
+            &format!("sign_times_counts/{tag}"),
+            &dl(&gpu, &q),
+            &q_want,
+            &format!("sign_times_counts n={n} d'={dc}"),
+        );
     }
 }
 
@@ -498,7 +825,10 @@ fn covariance_grad_and_estimator_match() {
         return;
     };
     let mut rng = rng("covariance_grad");
-    for &(n, dc) in SHAPES {
+    for &(n, dc) in SHAPES
+        .iter()
+        .filter(|s| runs("covariance_grad", s.0, &[s.1]))
+    {
         let rows = random_codes(&mut rng, n, dc);
         let stats = CovarianceStats::from_columns(&rows.to_columns()).unwrap();
         let g0 = uniform(&mut rng, n * dc, -0.5, 0.5);
@@ -506,6 +836,8 @@ fn covariance_grad_and_estimator_match() {
         let weight = 0.731;
         for est in [Estimator::SignS, Estimator::Ste] {
             for with_coef in [true, false] {
+                let coef_tag = if with_coef { "coef" } else { "nocoef" };
+                let tag = format!("n{n}_dc{dc}_{}_{coef_tag}", est.name());
                 // CPU: G += coef, G += weight dD/dH, dZ = estimator(G)
                 let mut g = g0.clone();
                 if with_coef {
@@ -540,18 +872,30 @@ fn covariance_grad_and_estimator_match() {
                     },
                 )
                 .unwrap();
-                assert_bits_eq(&dl(&gpu, &gd), &g, &format!("G n={n} d'={dc} {est:?}"));
+                let what = format!("n={n} d'={dc} {est:?} coef={with_coef}");
                 assert_bits_eq(
+                    &format!("covariance_grad/{tag}/g"),
+                    &dl(&gpu, &gd),
+                    &g,
+                    &format!("G {what}"),
+                );
+                assert_bits_eq(
+                    &format!("covariance_grad/{tag}/dz"),
                     &dl(&gpu, &dz),
                     &dz_want,
-                    &format!("dZ n={n} d'={dc} {est:?}"),
+                    &format!("dZ {what}"),
                 );
                 let dzb: Vec<f32> = dl(&gpu, &dzb).iter().map(|v| v.to_f32()).collect();
                 let dzb_want: Vec<f32> = dz_want
                     .iter()
                     .map(|&v| bf16::from_f32(v).to_f32())
                     .collect();
-                assert_bits_eq(&dzb, &dzb_want, "dZ bf16");
+                assert_bits_eq(
+                    &format!("covariance_grad/{tag}/dz_bf16"),
+                    &dzb,
+                    &dzb_want,
+                    &format!("dZ bf16 {what}"),
+                );
 
                 // without the covariance term: entropy add + estimator only
                 let mut g = g0.clone();
@@ -576,8 +920,18 @@ fn covariance_grad_and_estimator_match() {
                     },
                 )
                 .unwrap();
-                assert_bits_eq(&dl(&gpu, &gd), &g, "apply_estimator G");
-                assert_bits_eq(&dl(&gpu, &dz), &dz_want, "apply_estimator dZ");
+                assert_bits_eq(
+                    &format!("apply_estimator/{tag}/g"),
+                    &dl(&gpu, &gd),
+                    &g,
+                    &format!("apply_estimator G {what}"),
+                );
+                assert_bits_eq(
+                    &format!("apply_estimator/{tag}/dz"),
+                    &dl(&gpu, &dz),
+                    &dz_want,
+                    &format!("apply_estimator dZ {what}"),
+                );
             }
         }
     }
@@ -589,13 +943,17 @@ fn mse_grad_and_column_sums_match() {
         return;
     };
     let mut rng = rng("mse_grad");
-    for &(n, d) in &[
+    for &(n, d) in [
         (1usize, 1usize),
         (7, 100),
         (65, 129),
         (512, 2048),
         (300, 3072),
-    ] {
+    ]
+    .iter()
+    .filter(|s| runs("mse_grad", s.0, &[s.1]))
+    {
+        let tag = format!("n{n}_d{d}");
         let x = uniform(&mut rng, n * d, -2.0, 2.0);
         let raw = uniform(&mut rng, n * d, -2.0, 2.0);
         let b = uniform(&mut rng, d, -0.1, 0.1);
@@ -628,12 +986,29 @@ fn mse_grad_and_column_sums_match() {
             &mut sse,
         )
         .unwrap();
-        assert_bits_eq(&dl(&gpu, &xh), &xhat, "xhat + b_dec");
-        assert_bits_eq(&dl(&gpu, &dx), &dx_want, "dL/dX^");
+        let what = format!("n={n} d={d}");
+        assert_bits_eq(
+            &format!("mse_grad/{tag}/xhat"),
+            &dl(&gpu, &xh),
+            &xhat,
+            &format!("xhat + b_dec {what}"),
+        );
+        assert_bits_eq(
+            &format!("mse_grad/{tag}/dx"),
+            &dl(&gpu, &dx),
+            &dx_want,
+            &format!("dL/dX^ {what}"),
+        );
         let mse = dl(&gpu, &sse)[0] / (n * d) as f64;
+        let e = (mse - mse_want).abs();
         assert!(
-            (mse - mse_want).abs() <= 1e-12 * mse_want,
-            "mse {mse} vs {mse_want}"
+            report(
+                &format!("mse_grad/{tag}/mse"),
+                e / mse_want,
+                1e-12,
+                e <= 1e-12 * mse_want
+            ),
+            "mse {mse} vs {mse_want} ({what})"
         );
 
         // column sums (bit-identical to the CPU's blocked order)
@@ -641,7 +1016,12 @@ fn mse_grad_and_column_sums_match() {
         let mut partial = ops::filled(&gpu, n.div_ceil(ops::COLSUM_ROWS) * d, f32::NAN).unwrap();
         let mut out = ops::filled(&gpu, d, f32::NAN).unwrap();
         ops::column_sums(&gpu, &dx, n, d, &mut partial, &mut out).unwrap();
-        assert_bits_eq(&dl(&gpu, &out), &want, "column_sums");
+        assert_bits_eq(
+            &format!("column_sums/{tag}"),
+            &dl(&gpu, &out),
+            &want,
+            &format!("column_sums {what}"),
+        );
     }
 }
 
@@ -651,13 +1031,16 @@ fn decode_matches() {
         return;
     };
     let mut rng = rng("decode");
-    for &(n, dc, d) in &[
+    for &(n, dc, d) in [
         (1usize, 1usize, 1usize),
         (5, 63, 70),
         (65, 130, 129),
         (200, 333, 64),
         (512, 1000, 300),
-    ] {
+    ]
+    .iter()
+    .filter(|s| runs("decode", s.0, &[s.1, s.2]))
+    {
         let rows = random_codes(&mut rng, n, dc);
         let mut p = Params::<f32>::zeros(d, dc);
         p.w_dec = uniform(&mut rng, dc * d, -1.0, 1.0);
@@ -684,14 +1067,20 @@ fn decode_matches() {
             };
             bae_ref::decode(&abs, &rows.to_dense::<f32>(), n)
         };
-        for i in 0..n * d {
-            assert!(
-                (got[i] - want[i]).abs() <= 1e-6 * mag[i] + 1e-30 && !got[i].is_nan(),
-                "decode n={n} d'={dc} d={d} [{i}]: {} vs {}",
-                got[i],
-                want[i]
-            );
-        }
+        assert_bounded(
+            &format!("decode/n{n}_dc{dc}_d{d}"),
+            n * d,
+            |i| {
+                let (e, bound) = ((got[i] - want[i]).abs(), 1e-6 * mag[i] + 1e-30);
+                (e as f64, bound as f64, e <= bound && !got[i].is_nan())
+            },
+            |i| {
+                format!(
+                    "decode n={n} d'={dc} d={d} [{i}]: {} vs {}",
+                    got[i], want[i]
+                )
+            },
+        );
     }
 }
 
@@ -734,9 +1123,24 @@ fn adam_and_convert_match() {
             Some(&mut shadow),
         )
         .unwrap();
-        assert_bits_eq(&dl(&gpu, &pd), &p.w_enc, &format!("params after step {t}"));
-        assert_bits_eq(&dl(&gpu, &md), &adam.m.w_enc, "m");
-        assert_bits_eq(&dl(&gpu, &vd), &adam.v.w_enc, "v");
+        assert_bits_eq(
+            &format!("adam_step/t{t}/params"),
+            &dl(&gpu, &pd),
+            &p.w_enc,
+            &format!("params after step {t}"),
+        );
+        assert_bits_eq(
+            &format!("adam_step/t{t}/m"),
+            &dl(&gpu, &md),
+            &adam.m.w_enc,
+            &format!("m after step {t}"),
+        );
+        assert_bits_eq(
+            &format!("adam_step/t{t}/v"),
+            &dl(&gpu, &vd),
+            &adam.v.w_enc,
+            &format!("v after step {t}"),
+        );
     }
     let sh: Vec<u16> = dl(&gpu, &shadow).iter().map(|v| v.to_bits()).collect();
     let want: Vec<u16> = p
@@ -744,14 +1148,14 @@ fn adam_and_convert_match() {
         .iter()
         .map(|&v| bf16::from_f32(v).to_bits())
         .collect();
-    assert_eq!(sh, want, "bf16 shadow");
+    assert_exact("adam_step/bf16_shadow", &sh, &want, "bf16 shadow");
 
     let src = uniform(&mut rng, 1001, -1e3, 1e3);
     let mut dst = ops::filled(&gpu, 1001, bf16::NAN).unwrap();
     ops::f32_to_bf16(&gpu, &up(&gpu, &src), &mut dst).unwrap();
     let got: Vec<u16> = dl(&gpu, &dst).iter().map(|v| v.to_bits()).collect();
     let want: Vec<u16> = src.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
-    assert_eq!(got, want, "f32_to_bf16");
+    assert_exact("f32_to_bf16/n1001", &got, &want, "f32_to_bf16");
 }
 
 // ------------------------------------------------------------------ whole steps
@@ -822,34 +1226,85 @@ fn compare_step(
 
     let s = bae_ref::step(&p, &x, n, &arch, entropy_on);
     let what = format!("n={n} d={d} d'={dc} {arch:?} entropy_on={entropy_on}");
-    assert_eq!(got.codes, s.forward.codes, "codes {what}");
-    assert!(max_rel(&got.z, &s.forward.z, 1e-3) < 1e-4, "Z {what}");
-    assert!(rel_l2(&got.x_hat, &s.forward.x_hat) < 1e-5, "X^ {what}");
-    assert!(
-        rel_l2(&got.dl_dxhat, &s.backward.dl_dxhat) < 1e-5,
-        "dL/dX^ {what}"
+    let case = match arch {
+        Arch::Bae {
+            estimator,
+            lambda_entropy,
+            lambda_cov,
+        } => format!(
+            "n{n}_d{d}_dc{dc}_{}_le{lambda_entropy:e}_lc{lambda_cov:e}",
+            estimator.name()
+        ),
+        other => format!("n{n}_d{d}_dc{dc}_{}", other.name()),
+    } + if entropy_on { "_on" } else { "_off" };
+    let name = |part: &str| format!("whole_step/{case}/{part}");
+    assert_bits_same(
+        &name("codes"),
+        &got.codes,
+        &s.forward.codes,
+        &format!("codes {what}"),
     );
-    assert!(rel_l2(&got.dl_dact, &s.backward.dl_dact) < 1e-5, "G {what}");
-    assert!(rel_l2(&got.dl_dz, &s.backward.dl_dz) < 1e-5, "dL/dZ {what}");
-    for (t, name) in bae_ref::PARAM_NAMES.iter().enumerate() {
+    let ez = max_rel(&got.z, &s.forward.z, 1e-3);
+    assert!(
+        report(&name("z"), ez as f64, 1e-4, ez < 1e-4),
+        "Z {what}: max rel err {ez:e}"
+    );
+    for (part, label, g, c) in [
+        ("x_hat", "X^", &got.x_hat, &s.forward.x_hat),
+        ("dl_dxhat", "dL/dX^", &got.dl_dxhat, &s.backward.dl_dxhat),
+        ("dl_dact", "G", &got.dl_dact, &s.backward.dl_dact),
+        ("dl_dz", "dL/dZ", &got.dl_dz, &s.backward.dl_dz),
+    ] {
+        let e = rel_l2(g, c);
+        assert!(
+            check_below(&name(part), e, 1e-5),
+            "{label} {what}: rel err {e:e}"
+        );
+    }
+    for (t, pname) in bae_ref::PARAM_NAMES.iter().enumerate() {
         let e = rel_l2(got.grads.tensors()[t], s.backward.grads.tensors()[t]);
-        assert!(e < 1e-5, "grad {name} rel err {e:e} {what}");
+        assert!(
+            check_below(&name(&format!("grad_{}", key(pname))), e, 1e-5),
+            "grad {pname} rel err {e:e} {what}"
+        );
     }
     let l = s.losses;
+    let e = (losses.mse - l.mse).abs();
     assert!(
-        (losses.mse - l.mse).abs() <= 1e-5 * l.mse,
+        report(&name("mse"), e / l.mse, 1e-5, e <= 1e-5 * l.mse),
         "mse {} vs {} {what}",
         losses.mse,
         l.mse
     );
+    let (e, scale) = ((losses.entropy - l.entropy).abs(), l.entropy.abs().max(1.0));
     assert!(
-        (losses.entropy - l.entropy).abs() <= 1e-12 * l.entropy.abs().max(1.0),
-        "entropy {what}"
+        report(&name("entropy"), e / scale, 1e-12, e <= 1e-12 * scale),
+        "entropy {} vs {} {what}",
+        losses.entropy,
+        l.entropy
     );
-    assert_eq!(losses.cov, l.cov, "covariance term (exact) {what}");
     assert!(
-        (losses.total - l.total).abs() <= 1e-5 * l.total.abs(),
-        "total {what}"
+        report(
+            &name("cov"),
+            (losses.cov - l.cov).abs(),
+            0.0,
+            losses.cov == l.cov
+        ),
+        "covariance term (exact) {} vs {} {what}",
+        losses.cov,
+        l.cov
+    );
+    let e = (losses.total - l.total).abs();
+    assert!(
+        report(
+            &name("total"),
+            e / l.total.abs(),
+            1e-5,
+            e <= 1e-5 * l.total.abs()
+        ),
+        "total {} vs {} {what}",
+        losses.total,
+        l.total
     );
 
     // Adam: the GPU's update equals the CPU twin's applied to the GPU's own gradients, bit for bit
@@ -858,13 +1313,19 @@ fn compare_step(
     let mut adam = Adam::new(AdamConfig::default(), &p_cpu);
     adam.step(&mut p_cpu, &got.grads);
     let p_gpu = tr.params().unwrap();
-    for (t, name) in bae_ref::PARAM_NAMES.iter().enumerate() {
+    for (t, pname) in bae_ref::PARAM_NAMES.iter().enumerate() {
         assert_bits_eq(
+            &name(&format!("adam_{}", key(pname))),
             p_gpu.tensors()[t],
             p_cpu.tensors()[t],
-            &format!("{name} after Adam {what}"),
+            &format!("{pname} after Adam {what}"),
         );
     }
+}
+
+/// `tf32`, `bf16_fused`, ...: a GEMM mode in PARITY names.
+fn mode_name(mode: GemmMode, fused: bool) -> String {
+    format!("{mode:?}").to_lowercase() + if fused { "_fused" } else { "" }
 }
 
 #[test]
@@ -940,9 +1401,16 @@ fn fast_modes_track_f32() {
         match &reference {
             None => reference = Some((l, t)),
             Some((l0, t0)) => {
+                let m = mode_name(mode, fused);
                 let tol = if mode == GemmMode::Bf16 { 3e-2 } else { 5e-3 };
+                let e = (l.mse - l0.mse).abs();
                 assert!(
-                    (l.mse - l0.mse).abs() <= tol * l0.mse,
+                    report(
+                        &format!("fast_modes/{m}_mse"),
+                        e / l0.mse,
+                        tol,
+                        e <= tol * l0.mse
+                    ),
                     "{mode:?} mse {} vs {}",
                     l.mse,
                     l0.mse
@@ -957,11 +1425,19 @@ fn fast_modes_track_f32() {
                     n * dc
                 );
                 assert!(
-                    flips * 1000 <= n * dc,
+                    report(
+                        &format!("fast_modes/{m}_flips"),
+                        flips as f64,
+                        (n * dc) as f64 / 1000.0,
+                        flips * 1000 <= n * dc
+                    ),
                     "{mode:?}: too many code flips ({flips})"
                 );
                 let e = rel_l2(&t.grads.w_dec, &t0.grads.w_dec);
-                assert!(e < 10.0 * tol, "{mode:?} dW_dec rel err {e}");
+                assert!(
+                    check_below(&format!("fast_modes/{m}_grad_w_dec"), e, 10.0 * tol),
+                    "{mode:?} dW_dec rel err {e}"
+                );
             }
         }
     }
@@ -998,16 +1474,23 @@ fn staged_batches_equal_sequential_steps() {
         got.push(piped.losses().unwrap());
     }
     for (b, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(
-            g.total.to_bits(),
-            w.total.to_bits(),
-            "batch {b}: pipelined step differs"
+        assert!(
+            report(
+                &format!("staged_batches/batch{b}_total"),
+                (g.total - w.total).abs(),
+                0.0,
+                g.total.to_bits() == w.total.to_bits()
+            ),
+            "batch {b}: pipelined step differs: loss {} vs {}",
+            g.total,
+            w.total
         );
     }
-    assert_eq!(
-        piped.params().unwrap(),
-        seq.params().unwrap(),
-        "final params"
+    assert_params_eq(
+        "staged_batches/params",
+        &piped.params().unwrap(),
+        &seq.params().unwrap(),
+        "final params",
     );
 }
 
@@ -1045,14 +1528,35 @@ fn ragged_shape_all_modes_reproducible() {
         };
         let (l1, p1) = run();
         let (l2, p2) = run();
-        assert_eq!(p1, p2, "{mode:?} fused={fused}: two runs differ");
-        assert_eq!(l1[2].total.to_bits(), l2[2].total.to_bits());
+        let m = mode_name(mode, fused);
+        assert_params_eq(
+            &format!("ragged_modes/{m}_rerun_params"),
+            &p1,
+            &p2,
+            &format!("{mode:?} fused={fused}: two runs differ"),
+        );
+        let (t1, t2) = (l1[2].total, l2[2].total);
+        assert!(
+            report(
+                &format!("ragged_modes/{m}_rerun_total"),
+                (t1 - t2).abs(),
+                0.0,
+                t1.to_bits() == t2.to_bits()
+            ),
+            "{mode:?} fused={fused}: last loss of two runs {t1} vs {t2}"
+        );
         let mse = l1[0].mse;
         let reference = *f32_mse.get_or_insert(mse);
         let tol = if mode == GemmMode::Bf16 { 3e-2 } else { 5e-3 };
         println!("{mode:?} fused={fused}: first-step mse {mse} (f32 {reference})");
+        let e = (mse - reference).abs();
         assert!(
-            (mse - reference).abs() <= tol * reference,
+            report(
+                &format!("ragged_modes/{m}_mse"),
+                e / reference,
+                tol,
+                e <= tol * reference
+            ),
             "{mode:?} mse {mse} vs {reference}"
         );
     }
@@ -1076,11 +1580,25 @@ fn rerun_refuses_restaged_batch() {
     let mut tr = GpuTrainer::new(&gpu, &p, cfg).unwrap();
     let first = tr.forward_backward(&x, true).unwrap();
     tr.rerun(false).unwrap();
-    assert_eq!(tr.losses().unwrap().total.to_bits(), first.total.to_bits());
+    let again = tr.losses().unwrap().total;
+    assert!(
+        report(
+            "rerun/total",
+            (again - first.total).abs(),
+            0.0,
+            again.to_bits() == first.total.to_bits()
+        ),
+        "rerun loss {again} vs the step's {}",
+        first.total
+    );
     tr.stage(&x).unwrap();
     tr.stage(&x).unwrap();
-    let e = tr.rerun(false).unwrap_err().to_string();
-    assert!(e.contains("overwritten"), "{e}");
+    let r = tr.rerun(false).map_err(|e| e.to_string());
+    let refused = r.as_ref().is_err_and(|e| e.contains("overwritten"));
+    assert!(
+        check("rerun/refuses_restaged", (!refused) as u8 as f64, 0.0),
+        "rerun after two stages must fail with 'overwritten': {r:?}"
+    );
 }
 
 #[test]
@@ -1109,20 +1627,31 @@ fn trajectory_200_steps_tracks_reference() {
         let l = tr.step(x, entropy_on).unwrap();
         let rel = (l.total - s.losses.total).abs() / s.losses.total.abs();
         worst = worst.max(rel);
+        // one line for the worst step below; a failing step prints its own first
+        let ok = rel < 1e-3;
+        if !ok {
+            check_below(&format!("trajectory/loss_step{step}"), rel, 1e-3);
+        }
         assert!(
-            rel < 1e-3,
+            ok,
             "step {step}: gpu loss {} vs cpu {}",
-            l.total,
-            s.losses.total
+            l.total, s.losses.total
         );
     }
+    println!("worst per-step relative loss difference {worst:e}");
+    assert!(
+        check_below("trajectory/loss", worst, 1e-3),
+        "worst per-step relative loss difference {worst:e}"
+    );
     let pg = tr.params().unwrap();
     for (t, name) in bae_ref::PARAM_NAMES.iter().enumerate() {
         let e = rel_l2(pg.tensors()[t], p.tensors()[t]);
         println!("{name}: rel L2 distance after 200 steps {e:e}");
-        assert!(e < 1e-3, "{name} drifted: {e:e}");
+        assert!(
+            check_below(&format!("trajectory/{}", key(name)), e, 1e-3),
+            "{name} drifted: {e:e}"
+        );
     }
-    println!("worst per-step relative loss difference {worst:e}");
 }
 
 /// The columns twin is consistent with the rows twin (guards the test helpers themselves).

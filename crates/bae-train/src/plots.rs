@@ -57,6 +57,7 @@ pub fn log10_histograms(path: &Path, panels: &[(&str, &[f64])]) -> Result<(), St
                 .configure_mesh()
                 .x_desc("log10 share of tokens")
                 .y_desc("features")
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .draw()
                 .map_err(|e| err(&e))?;
             let w = -LOG_FLOOR / bins as f64;

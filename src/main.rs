@@ -7,6 +7,7 @@ mod compare;
 mod eval;
 mod export;
 mod features;
+mod sweep;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train BAE and the SAE baselines alike on the same rows and compare them (table + chart)
     Compare(compare::CompareArgs),
+    /// Train and evaluate one model per point of a grid of settings (ablations: table + charts)
+    Sweep(sweep::SweepArgs),
 }
 
 #[derive(Args)]
@@ -475,6 +478,16 @@ fn main() -> ExitCode {
             .map_err(|e| match e {
                 e @ TrainError::Interrupted { signal, .. } => {
                     eprintln!("{e}; re-run the same bae compare to continue");
+                    Failure::Signal(signal)
+                }
+                TrainError::Failed(m) => Failure::Message(m),
+            }),
+        Command::Sweep(a) => install_signal_handlers()
+            .map_err(TrainError::Failed)
+            .and_then(|()| sweep::run(a, &STOP))
+            .map_err(|e| match e {
+                e @ TrainError::Interrupted { signal, .. } => {
+                    eprintln!("{e}; re-run the same bae sweep to continue");
                     Failure::Signal(signal)
                 }
                 TrainError::Failed(m) => Failure::Message(m),

@@ -662,3 +662,127 @@ fn compare_trains_reuses_and_refuses() {
     assert!(e.contains("another bae process"), "{e}");
     drop(lock);
 }
+
+/// `bae sweep` trains one run per grid point (a 2 x 2 grid), writes the table, chart and JSON,
+/// reuses finished points on a re-run and trains only new ones, and refuses a bad key, a bad value
+/// or an impossible later point in one line before anything trains.
+#[test]
+fn sweep_trains_grid_reuses_and_checks_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("x.safetensors");
+    synth_file(&data, 600, 8);
+    let out = dir.path().join("sw");
+    let sweep = |out: &Path, grid: &str, steps: &str| {
+        bae(&[
+            "sweep",
+            "--data",
+            s(&data),
+            "--out",
+            s(out),
+            "--grid",
+            grid,
+            "--steps",
+            steps,
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.01",
+            "--quiet",
+        ])
+    };
+    let grid = "lambda-cov=0,1e-2;estimator=sign_s,ste";
+    let o = sweep(&out, grid, "15");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| lambda-cov"))
+        .collect();
+    assert_eq!(rows.len(), 4, "{md}");
+    for (row, want) in rows.iter().zip([
+        "| 0 | sign_s |",
+        "| 0 | ste |",
+        "| 1e-2 | sign_s |",
+        "| 1e-2 | ste |",
+    ]) {
+        assert!(row.starts_with(want), "{row}");
+    }
+    assert!(md.contains("| lambda-cov | estimator | MSE | FVU | L0 | mean rare-value rate |"));
+    let svg = std::fs::read_to_string(out.join("sweep.svg")).unwrap();
+    assert!(svg.contains("FVU against the mean rare-value rate"));
+    assert!(
+        svg.contains("lambda-cov=1e-2, estimator=ste"),
+        "the legend names each point"
+    );
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    for (name, cov, est) in [
+        ("lambda-cov=0,estimator=sign_s", 0.0, "sign_s"),
+        ("lambda-cov=1e-2,estimator=ste", 0.01, "ste"),
+    ] {
+        let run = out.join(name);
+        assert!(run.join("model.safetensors").is_file() && run.join("eval.json").is_file());
+        let cfg = json(&run.join("config.json"));
+        assert_eq!(cfg["lambda_cov"], cov, "{name}");
+        assert_eq!(cfg["estimator"], est, "{name}");
+        assert_eq!(cfg["steps"], 15);
+        assert_eq!(cfg["lr"], 0.01);
+    }
+    let first = json(&out.join("sweep.json"));
+    let points = first["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    assert!(points.iter().all(|p| p["reused"] == false));
+    assert_eq!(points[3]["values"]["estimator"], "ste");
+    assert_eq!(points[3]["config"]["lambda-cov"], 0.01);
+    let held_out: Vec<_> = points.iter().map(|p| &p["eval"]["rows_from"]).collect();
+    assert!(held_out.iter().all(|r| *r == held_out[0]), "{held_out:?}");
+
+    // the same command reuses every point; one more value trains only the two new points
+    let o = sweep(&out, grid, "15");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("4 points (4 reused)"));
+    let again = json(&out.join("sweep.json"));
+    assert!(
+        again["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["reused"] == true)
+    );
+    assert_eq!(
+        again["points"][0]["eval"]["reconstruction"],
+        points[0]["eval"]["reconstruction"]
+    );
+    let o = sweep(&out, "lambda-cov=0,1e-2,1e-1;estimator=sign_s,ste", "15");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("6 points (4 reused)"));
+
+    // one line, and nothing trained: a bad key, a bad value, an impossible later point, a folder
+    // holding a run with other settings
+    let fresh = dir.path().join("fresh");
+    let e = error_line(&sweep(&fresh, "lamda-cov=0,1e-2", "15"));
+    assert!(
+        e.contains("lamda-cov") && e.contains("valid keys") && e.contains("lambda-cov"),
+        "{e}"
+    );
+    let e = error_line(&sweep(&fresh, "lambda-cov=0,abc", "15"));
+    assert!(e.contains("lambda-cov=abc"), "{e}");
+    let e = error_line(&sweep(
+        &fresh,
+        "lambda-cov=0,1e-2;estimator=sign_s,bogus",
+        "15",
+    ));
+    assert!(
+        e.contains("estimator=bogus") && e.contains("unknown estimator"),
+        "{e}"
+    );
+    assert!(!fresh.exists(), "nothing trained, no folder made");
+    let e = error_line(&sweep(
+        &out,
+        "lambda-cov=0,1e-2,1;estimator=sign_s,ste",
+        "16",
+    ));
+    assert!(e.contains("other settings"), "{e}");
+    assert!(!out.join("lambda-cov=1,estimator=sign_s").exists());
+}

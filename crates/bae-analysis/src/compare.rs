@@ -1,9 +1,12 @@
 //! `bae compare`: every architecture trained at the same width, steps, batch and seed on the same
 //! training rows, then judged by `eval` on the same held-out rows. Each model is an ordinary run
 //! folder `OUT/<arch>`: a finished one with the same settings is reused, an interrupted one resumed.
+//!
+//! The train-or-reuse-then-evaluate part ([`check_models`], [`train_or_reuse`],
+//! [`train_and_evaluate_models`]) is shared with `bae sweep` (`crate::sweep`).
 
 use crate::eval::{self, EvalOptions, EvalReport};
-use bae_train::{ArchKind, Device, RunOptions, TrainConfig, TrainError};
+use bae_train::{ArchKind, Device, RowSource, RunOptions, TrainConfig, TrainError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI32;
@@ -38,8 +41,9 @@ pub fn arch_dir_name(a: &ArchKind) -> &'static str {
     }
 }
 
-/// The run's recorded training speed, when `dir` holds a finished run trained with `cfg`.
-fn finished_run(dir: &Path, cfg: &TrainConfig) -> Result<Option<Option<f64>>, String> {
+/// The run's recorded training speed, when `dir` holds a finished run trained with `cfg`; None when
+/// it holds no run or an unfinished one; an error when it holds a run with other settings.
+pub fn finished_run(dir: &Path, cfg: &TrainConfig) -> Result<Option<Option<f64>>, String> {
     let cfg_path = dir.join("config.json");
     let Ok(text) = std::fs::read_to_string(&cfg_path) else {
         return Ok(None);
@@ -64,6 +68,116 @@ fn finished_run(dir: &Path, cfg: &TrainConfig) -> Result<Option<Option<f64>>, St
     Ok(Some(v["train_tokens_per_s"].as_f64()))
 }
 
+/// One model to train (or reuse) and evaluate: `cfg.out` is its run folder, `label` names it in
+/// progress lines.
+#[derive(Clone, Debug)]
+pub struct PlannedModel {
+    pub label: String,
+    pub cfg: TrainConfig,
+}
+
+/// What [`train_and_evaluate_models`] measured for one model.
+#[derive(Clone, Debug)]
+pub struct ModelResult {
+    pub label: String,
+    pub run: PathBuf,
+    /// true when a finished run with the same settings was reused
+    pub reused: bool,
+    pub train_tokens_per_s: Option<f64>,
+    pub eval: EvalReport,
+}
+
+/// Before anything trains: every config valid, and no run folder holding a run with other settings.
+/// The first problem, as one line naming the model.
+pub fn check_models(models: &[PlannedModel]) -> Result<(), String> {
+    for m in models {
+        m.cfg.validate().map_err(|e| format!("{}: {e}", m.label))?;
+    }
+    for m in models {
+        finished_run(&m.cfg.out, &m.cfg)?;
+    }
+    Ok(())
+}
+
+/// Reuses the finished run in `cfg.out` trained with `cfg`, resumes an interrupted one, or trains it
+/// (on the CPU). Returns (reused, recorded training speed).
+pub fn train_or_reuse(
+    cfg: &TrainConfig,
+    src: &dyn RowSource,
+    label: &str,
+    show_progress: bool,
+    stop: Option<&AtomicI32>,
+) -> Result<(bool, Option<f64>), TrainError> {
+    let dir = &cfg.out;
+    if let Some(speed) = finished_run(dir, cfg)? {
+        if show_progress {
+            eprintln!("{label}: finished run reused ({})", dir.display());
+        }
+        return Ok((true, speed));
+    }
+    let resume = dir.join("config.json").is_file();
+    if show_progress {
+        eprintln!(
+            "{label}: {} -> {}",
+            if resume { "resuming" } else { "training" },
+            dir.display()
+        );
+    }
+    let run = RunOptions {
+        show_progress,
+        resume,
+        stop,
+        device: Device::Cpu,
+    };
+    let o = bae_train::train(cfg, src, run)?;
+    Ok((
+        false,
+        (o.train_tokens_per_s > 0.0).then_some(o.train_tokens_per_s),
+    ))
+}
+
+/// Checks every model ([`check_models`]), then trains or reuses each on the rows of its
+/// `cfg.data` and evaluates it with `eval` (its `run` set per model; `eval.json` and the histograms
+/// written into the run folder), in order.
+pub fn train_and_evaluate_models(
+    models: &[PlannedModel],
+    eval: &EvalOptions,
+    show_progress: bool,
+    stop: Option<&AtomicI32>,
+) -> Result<Vec<ModelResult>, TrainError> {
+    check_models(models)?;
+    let mut sources: Vec<(PathBuf, Box<dyn RowSource>)> = Vec::new();
+    let mut results = Vec::new();
+    for m in models {
+        let i = match sources.iter().position(|(p, _)| *p == m.cfg.data) {
+            Some(i) => i,
+            None => {
+                let src = bae_train::store::open_source(&m.cfg.data)?;
+                sources.push((m.cfg.data.clone(), src));
+                sources.len() - 1
+            }
+        };
+        let (reused, speed) =
+            train_or_reuse(&m.cfg, sources[i].1.as_ref(), &m.label, show_progress, stop)?;
+        if show_progress {
+            eprintln!("{}: evaluating", m.label);
+        }
+        let report = eval::evaluate(&EvalOptions {
+            run: m.cfg.out.clone(),
+            ..eval.clone()
+        })?;
+        eval::write_outputs(&report)?;
+        results.push(ModelResult {
+            label: m.label.clone(),
+            run: m.cfg.out.clone(),
+            reused,
+            train_tokens_per_s: speed,
+            eval: report,
+        });
+    }
+    Ok(results)
+}
+
 /// Trains (or reuses) and evaluates every architecture of `opts`, then writes compare.md / .svg /
 /// .json into `opts.out`, holding the folder's lock throughout.
 pub fn compare(opts: &CompareOptions, command: &str) -> Result<Vec<CompareRow>, TrainError> {
@@ -74,52 +188,29 @@ pub fn compare(opts: &CompareOptions, command: &str) -> Result<Vec<CompareRow>, 
 }
 
 fn train_and_evaluate(opts: &CompareOptions) -> Result<Vec<CompareRow>, TrainError> {
-    let src = bae_train::store::open_source(&opts.base.data)?;
-    let mut rows = Vec::new();
-    for arch in &opts.archs {
-        let dir = opts.out.join(arch_dir_name(arch));
-        let cfg = TrainConfig {
-            arch: arch.clone(),
-            out: dir.clone(),
-            ..opts.base.clone()
-        };
-        cfg.validate()?;
-        let (reused, speed) = match finished_run(&dir, &cfg)? {
-            Some(speed) => (true, speed),
-            None => {
-                if opts.show_progress {
-                    eprintln!("{}: training -> {}", arch_dir_name(arch), dir.display());
-                }
-                let run = RunOptions {
-                    show_progress: opts.show_progress,
-                    resume: dir.join("config.json").is_file(),
-                    stop: opts.stop,
-                    device: Device::Cpu,
-                };
-                let o = bae_train::train(&cfg, src.as_ref(), run)?;
-                (
-                    false,
-                    (o.train_tokens_per_s > 0.0).then_some(o.train_tokens_per_s),
-                )
-            }
-        };
-        if opts.show_progress {
-            eprintln!("{}: evaluating", arch_dir_name(arch));
-        }
-        let report = eval::evaluate(&EvalOptions {
-            run: dir.clone(),
-            ..opts.eval.clone()
-        })?;
-        eval::write_outputs(&report)?;
-        rows.push(CompareRow {
-            arch: arch_dir_name(arch).to_string(),
-            run: dir.display().to_string(),
-            reused,
-            train_tokens_per_s: speed,
-            eval: report,
-        });
-    }
-    Ok(rows)
+    let models: Vec<PlannedModel> = opts
+        .archs
+        .iter()
+        .map(|arch| PlannedModel {
+            label: arch_dir_name(arch).to_string(),
+            cfg: TrainConfig {
+                arch: arch.clone(),
+                out: opts.out.join(arch_dir_name(arch)),
+                ..opts.base.clone()
+            },
+        })
+        .collect();
+    let results = train_and_evaluate_models(&models, &opts.eval, opts.show_progress, opts.stop)?;
+    Ok(results
+        .into_iter()
+        .map(|r| CompareRow {
+            arch: r.label,
+            run: r.run.display().to_string(),
+            reused: r.reused,
+            train_tokens_per_s: r.train_tokens_per_s,
+            eval: r.eval,
+        })
+        .collect())
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {

@@ -7,5 +7,6 @@ pub mod eval;
 pub mod export;
 pub mod plots;
 pub mod run;
+pub mod sweep;
 
 pub use run::TrainedRun;

@@ -216,7 +216,8 @@ fn log_tick(v: f64) -> String {
 
 /// sweep.svg: FVU against the mean rare-value rate (log x), and the number of features whose rare
 /// value occurs on at most 1 % of tokens (specific + constant, filled; specific alone, hollow)
-/// against FVU; each point numbered on the charts and named in the legend below them.
+/// against FVU; each point numbered on the charts and named, with its figures, in the legend below
+/// them.
 pub fn sweep_chart(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
     let tmp = path.with_extension("svg.tmp");
@@ -229,18 +230,25 @@ pub fn sweep_chart(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<(), S
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+                + &format!(
+                    ": FVU {:.4}, rare rate {}, below 1 % {} ({} specific)",
+                    r.eval.reconstruction.fvu,
+                    crate::sweep::fmt_rate(r.mean_rare_rate),
+                    r.rare_below_1,
+                    r.eval.features.specific
+                )
         })
         .collect();
-    // two columns when the names fit in half the width (about 7 px a character)
+    // two columns when the entries fit in half the width (about 6.5 px a character)
     let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(0);
-    let cols = if n > 3 && longest * 7 + 40 < 500 {
+    let cols = if n > 3 && longest * 13 / 2 + 30 < 500 {
         2
     } else {
         1
     };
     let line_h = 20;
     let legend_h = (n.div_ceil(cols) as u32) * line_h + 16;
-    let chart_h = 360;
+    let chart_h = 340;
     {
         let root = SVGBackend::new(&tmp, (1000, chart_h + legend_h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -353,7 +361,7 @@ pub fn sweep_chart(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<(), S
                 .map_err(|e| err(&e))?;
         }
 
-        // the legend: number, colour and settings of every point
+        // the legend: number, colour, settings and figures of every point
         let col_w = 1000 / cols as i32;
         let per_col = n.div_ceil(cols);
         for (i, name) in names.iter().enumerate() {

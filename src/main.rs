@@ -158,6 +158,18 @@ struct TrainArgs {
     /// threshold (jumprelu)
     #[arg(long, default_value_t = 0.5)]
     theta: f64,
+    /// scale-free reconstruction term: the batch FVU instead of the MSE
+    #[arg(long)]
+    fvu_loss: bool,
+    /// BAE: pull every feature's firing rate towards R with --lambda-rate * mean_j KL(R || p_j)
+    #[arg(long, value_name = "R")]
+    target_rate: Option<f64>,
+    /// weight of the rate-target term
+    #[arg(long, default_value_t = 1.0)]
+    lambda_rate: f64,
+    /// start b_dec at the mean of the training rows (official: zeros)
+    #[arg(long)]
+    b_dec_mean: bool,
     /// auto: the GPU when one is usable and the GPU path has passed its hardware checks (BAE only),
     /// else the CPU, saying why; cpu: the bit-exact reference path; cuda: the GPU or an error
     #[arg(long, value_enum, default_value = "auto")]
@@ -261,6 +273,10 @@ fn train_config(a: &TrainArgs, data: PathBuf) -> TrainConfig {
         skip_nonfinite: a.skip_nonfinite,
         enc_bias: !a.no_enc_bias,
         dec_bias: !a.no_dec_bias,
+        fvu_loss: a.fvu_loss,
+        target_rate: a.target_rate,
+        lambda_rate: a.lambda_rate,
+        b_dec_mean_init: a.b_dec_mean,
         ..TrainConfig::default()
     }
 }
@@ -360,6 +376,10 @@ fn train(a: TrainArgs) -> Result<(), Failure> {
             v.inverted,
             v.salient_dense_10,
             v.rates.len()
+        );
+        println!(
+            "rare value r = min(p, 1-p): specific (0.01%..1%) {}  constant (<0.01%) {}  dense (>10%) {}",
+            v.specific, v.constant, v.dense_rare_10
         );
     }
     Ok(())

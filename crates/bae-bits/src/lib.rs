@@ -29,6 +29,7 @@ mod entropy;
 mod firing;
 mod packed;
 mod panel;
+mod rate_target;
 mod sign_product;
 mod simd;
 mod transpose;
@@ -45,6 +46,7 @@ pub use firing::{FiringCounter, firing_counts, firing_counts_rows, firing_rates}
 #[doc(hidden)]
 pub use firing::{firing_counts_rows_with, firing_counts_with};
 pub use packed::{PackedColumns, PackedRows};
+pub use rate_target::{rate_target_grad_coeffs, rate_target_term};
 pub use sign_product::sign_product;
 #[doc(hidden)]
 pub use sign_product::sign_product_with;

@@ -768,6 +768,8 @@ impl GpuTrainer {
             entropy,
             cov,
             l1: 0.0,
+            fvu: 0.0,
+            rate_term: 0.0,
             total: mse + entropy_weight * entropy_train + self.lambda_cov * cov,
         })
     }

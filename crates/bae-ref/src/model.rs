@@ -31,6 +31,10 @@ pub struct Losses {
     pub cov: f64,
     /// sum |a| (SAEs)
     pub l1: f64,
+    /// batch FVU Σ‖x − x̂‖² / Σ‖x − x̄‖² (computed when `StepOptions::fvu_loss` asks for it)
+    pub fvu: f64,
+    /// (1/d') Σ_j KL(p* ‖ p_j) in nats (BAE with a rate target)
+    pub rate_term: f64,
     /// the optimised objective, with the weights and the entropy switch applied
     pub total: f64,
 }
@@ -226,8 +230,44 @@ pub fn mse<T: Float>(x: &[T], x_hat: &[T]) -> f64 {
     partials.iter().sum::<f64>() / x.len() as f64
 }
 
+/// Additions to the official objective; the default adds nothing (`step` is the official step).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepOptions {
+    /// Scale-free reconstruction: the MSE term becomes the batch FVU Σ‖x − x̂‖² / Σ‖x − x̄‖²
+    /// (the denominator held constant), so the other weights mean the same at any activation scale.
+    pub fvu_loss: bool,
+    /// BAE only: `(p*, λ)` adds λ · (1/d') Σ_j KL(p* ‖ p_j), pulling every firing rate towards p*.
+    pub rate_target: Option<(f64, f64)>,
+}
+
 /// Forward, loss terms and gradients of one step. `entropy_on` is the official entropy-start switch.
 pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on: bool) -> Step<T> {
+    step_with(p, x, n, arch, entropy_on, &StepOptions::default())
+}
+
+/// Σ over rows of ‖x − x̄‖², x̄ the batch mean (f64).
+fn batch_variance_sum<T: Float>(x: &[T], n: usize, d: usize) -> f64 {
+    let mut sum = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    for row in x.chunks(d).take(n) {
+        for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
+            let v = v.to_f64();
+            *s += v;
+            *q += v * v;
+        }
+    }
+    sum.iter().zip(&sq).map(|(s, q)| q - s * s / n as f64).sum()
+}
+
+/// [`step`] with the additions of `opts`.
+pub fn step_with<T: Float>(
+    p: &Params<T>,
+    x: &[T],
+    n: usize,
+    arch: &Arch,
+    entropy_on: bool,
+    opts: &StepOptions,
+) -> Step<T> {
     let (d, dc) = (p.d, p.d_code);
     let fwd = forward(p, x, n, arch);
     let columns = fwd.codes.to_columns();
@@ -237,8 +277,15 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
         ..Losses::default()
     };
 
-    // dL/dX^ = 2 (X^ - X) / (n d), in the working precision as torch computes it
-    let scale = T::from_f64(2.0 / (n * d) as f64);
+    // dL/dX^ = 2 (X^ - X) / (n d), in the working precision as torch computes it; for the FVU
+    // loss 2 (X^ - X) / Σ‖x − x̄‖²
+    let (recon, scale) = if opts.fvu_loss {
+        let var = batch_variance_sum(x, n, d).max(f64::MIN_POSITIVE);
+        losses.fvu = losses.mse * (n * d) as f64 / var;
+        (losses.fvu, T::from_f64(2.0 / var))
+    } else {
+        (losses.mse, T::from_f64(2.0 / (n * d) as f64))
+    };
     let dl_dxhat: Vec<T> = fwd
         .x_hat
         .iter()
@@ -282,6 +329,20 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
                     }
                 });
             }
+            let mut rate_weighted = 0.0;
+            if let Some((target, lambda)) = opts.rate_target {
+                losses.rate_term = bae_bits::rate_target_term(&rates, target, n);
+                rate_weighted = lambda * losses.rate_term;
+                let coef: Vec<T> = bae_bits::rate_target_grad_coeffs(&rates, target, n)
+                    .iter()
+                    .map(|&c| T::from_f64(lambda * c))
+                    .collect();
+                g.par_chunks_mut(dc).for_each(|row| {
+                    for (v, &c) in row.iter_mut().zip(&coef) {
+                        *v += c;
+                    }
+                });
+            }
             if n >= 2 {
                 let stats = CovarianceTerm::from_columns(&columns).expect("n >= 2");
                 losses.cov = stats.term;
@@ -290,7 +351,8 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
                 }
                 cov = Some(stats);
             }
-            losses.total = losses.mse + entropy_weight * entropy_train + lambda_cov * losses.cov;
+            losses.total =
+                recon + entropy_weight * entropy_train + lambda_cov * losses.cov + rate_weighted;
             match estimator {
                 Estimator::Ste => g.clone(),
                 Estimator::SignS => g.par_iter().map(|&v| v * (T::ONE - v)).collect(),
@@ -298,7 +360,7 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
         }
         Arch::ReluL1 { l1 } | Arch::TopK { l1, .. } | Arch::JumpRelu { l1, .. } => {
             losses.l1 = fwd.act.iter().map(|v| v.to_f64().abs()).sum();
-            losses.total = losses.mse + l1 * losses.l1;
+            losses.total = recon + l1 * losses.l1;
             if l1 != 0.0 {
                 // d|a|/da = sign(a), with sign(0) = 0 as torch's abs backward
                 let w = T::from_f64(l1);

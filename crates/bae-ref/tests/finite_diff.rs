@@ -2,7 +2,7 @@
 //! the decoder (codes do not depend on it), and the ReLU-L1 SAE with respect to every parameter
 //! (piecewise smooth; the step is far smaller than the distance of any z to its kink).
 
-use bae_ref::{Arch, Estimator, Params};
+use bae_ref::{Arch, Estimator, Params, StepOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -15,15 +15,19 @@ fn problem(n: usize, d: usize, dc: usize, seed: u64) -> (Params<f64>, Vec<f64>) 
     (p, x)
 }
 
-fn loss(p: &Params<f64>, x: &[f64], n: usize, arch: &Arch) -> f64 {
-    bae_ref::step(p, x, n, arch, true).losses.total
+fn loss(p: &Params<f64>, x: &[f64], n: usize, arch: &Arch, opts: &StepOptions) -> f64 {
+    bae_ref::step_with(p, x, n, arch, true, opts).losses.total
 }
 
 /// Central differences on every entry of the chosen tensors (indices into PARAM_NAMES).
 fn check(arch: Arch, tensors: &[usize], seed: u64) {
+    check_with(arch, tensors, seed, &StepOptions::default());
+}
+
+fn check_with(arch: Arch, tensors: &[usize], seed: u64, opts: &StepOptions) {
     let (n, d, dc) = (16, 6, 20);
     let (p, x) = problem(n, d, dc, seed);
-    let s = bae_ref::step(&p, &x, n, &arch, true);
+    let s = bae_ref::step_with(&p, &x, n, &arch, true, opts);
     let kink = if let Arch::JumpRelu { theta, .. } = arch {
         theta
     } else {
@@ -47,7 +51,8 @@ fn check(arch: Arch, tensors: &[usize], seed: u64) {
             plus.tensors_mut()[t][i] += h;
             let mut minus = p.clone();
             minus.tensors_mut()[t][i] -= h;
-            let fd = (loss(&plus, &x, n, &arch) - loss(&minus, &x, n, &arch)) / (2.0 * h);
+            let fd =
+                (loss(&plus, &x, n, &arch, opts) - loss(&minus, &x, n, &arch, opts)) / (2.0 * h);
             assert!(
                 (fd - g).abs() <= 1e-6 * (1.0 + g.abs().max(fd.abs()))
                     && (fd - g).abs() <= 1e-7 + 1e-4 * g.abs(),
@@ -88,4 +93,59 @@ fn jumprelu_gradients_match_finite_differences() {
         &[0, 1, 2, 3],
         13,
     );
+}
+
+/// The scale-free reconstruction term (batch FVU; its denominator depends on x only) and the rate
+/// target (it depends on the codes only, which the decoder does not move): true gradients with
+/// respect to the decoder, and for the SAE every parameter.
+#[test]
+fn fvu_loss_and_rate_target_gradients_match_finite_differences() {
+    let opts = StepOptions {
+        fvu_loss: true,
+        rate_target: Some((0.05, 0.3)),
+    };
+    for estimator in [Estimator::SignS, Estimator::Ste] {
+        let arch = Arch::Bae {
+            estimator,
+            lambda_entropy: 0.1,
+            lambda_cov: 0.05,
+        };
+        check_with(arch, &[2, 3], 11, &opts);
+    }
+    check_with(Arch::ReluL1 { l1: 1e-2 }, &[0, 1, 2, 3], 12, &opts);
+}
+
+/// The FVU loss equals the MSE divided by the batch's variance per element, and its decoder
+/// gradients are the MSE's times the same constant.
+#[test]
+fn fvu_loss_is_the_mse_over_the_batch_variance() {
+    let (n, d, dc) = (16, 6, 20);
+    let (p, x) = problem(n, d, dc, 31);
+    let arch = Arch::Bae {
+        estimator: Estimator::SignS,
+        lambda_entropy: 0.0,
+        lambda_cov: 0.0,
+    };
+    let plain = bae_ref::step(&p, &x, n, &arch, true);
+    let fvu = StepOptions {
+        fvu_loss: true,
+        rate_target: None,
+    };
+    let scaled = bae_ref::step_with(&p, &x, n, &arch, true, &fvu);
+    let mean: Vec<f64> = (0..d)
+        .map(|j| (0..n).map(|i| x[i * d + j]).sum::<f64>() / n as f64)
+        .collect();
+    let var: f64 = (0..n * d).map(|k| (x[k] - mean[k % d]).powi(2)).sum();
+    let ratio = (n * d) as f64 / var;
+    assert!((scaled.losses.fvu - plain.losses.mse * ratio).abs() < 1e-12);
+    assert_eq!(scaled.losses.total, scaled.losses.fvu);
+    for (a, b) in scaled
+        .backward
+        .grads
+        .w_dec
+        .iter()
+        .zip(&plain.backward.grads.w_dec)
+    {
+        assert!((a - b * ratio).abs() <= 1e-12 * (1.0 + a.abs()));
+    }
 }

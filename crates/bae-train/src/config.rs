@@ -61,6 +61,23 @@ pub struct TrainConfig {
     /// learn the decoder bias b_dec
     #[serde(default = "yes")]
     pub dec_bias: bool,
+    /// scale-free reconstruction term: the batch FVU instead of the MSE (so the other weights mean
+    /// the same at any activation scale, layer or width)
+    #[serde(default)]
+    pub fvu_loss: bool,
+    /// BAE: pull every feature's firing rate towards this rate with λ_rate · mean_j KL(p* ‖ p_j)
+    #[serde(default)]
+    pub target_rate: Option<f64>,
+    /// weight of the rate-target term
+    #[serde(default = "default_lambda_rate")]
+    pub lambda_rate: f64,
+    /// start b_dec at the mean of the training rows (official: zeros)
+    #[serde(default)]
+    pub b_dec_mean_init: bool,
+}
+
+fn default_lambda_rate() -> f64 {
+    1.0
 }
 
 fn yes() -> bool {
@@ -98,6 +115,10 @@ impl Default for TrainConfig {
             skip_nonfinite: false,
             enc_bias: true,
             dec_bias: true,
+            fvu_loss: false,
+            target_rate: None,
+            lambda_rate: default_lambda_rate(),
+            b_dec_mean_init: false,
         }
     }
 }
@@ -129,6 +150,17 @@ impl TrainConfig {
         })
     }
 
+    /// The additions to the official objective this config asks for.
+    pub fn step_options(&self) -> bae_ref::StepOptions {
+        bae_ref::StepOptions {
+            fvu_loss: self.fvu_loss,
+            rate_target: match (&self.arch, self.target_rate) {
+                (ArchKind::Bae, Some(t)) => Some((t, self.lambda_rate)),
+                _ => None,
+            },
+        }
+    }
+
     pub fn adam(&self) -> AdamConfig {
         AdamConfig {
             lr: self.lr,
@@ -158,6 +190,20 @@ impl TrainConfig {
         }
         if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
             return Err("nothing to train: --steps/--epochs is 0".into());
+        }
+        if let Some(t) = self.target_rate {
+            if !(t > 0.0 && t < 0.5) {
+                return Err(format!("--target-rate must be in (0, 0.5), got {t}"));
+            }
+            if self.arch != ArchKind::Bae {
+                return Err("--target-rate applies to the BAE only".into());
+            }
+        }
+        if !(self.lambda_rate >= 0.0 && self.lambda_rate.is_finite()) {
+            return Err(format!(
+                "--lambda-rate must be >= 0, got {}",
+                self.lambda_rate
+            ));
         }
         if self.arch == ArchKind::Topk && self.k == 0 {
             return Err("--k must be at least 1".into());

@@ -4,7 +4,7 @@
 
 use crate::trainer::TrainState;
 use bae_gpu::{GemmMode, GpuContext, GpuTrainer, TrainerConfig};
-use bae_ref::{Arch, Losses};
+use bae_ref::{Arch, Losses, StepOptions};
 
 /// The device asked for on the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,6 +28,7 @@ pub struct StepReport {
 pub(crate) enum Engine {
     Cpu {
         arch: Arch,
+        opts: StepOptions,
         enc_bias: bool,
         dec_bias: bool,
         /// the report of the step `submit` ran, until `finish` takes it
@@ -49,11 +50,14 @@ impl Engine {
         biases: (bool, bool),
         max_batch: usize,
         state: &TrainState,
+        opts: StepOptions,
         note: &mut Option<String>,
     ) -> Result<Self, String> {
         let gate = GpuGate {
             unverified: bae_gpu::unverified_reason(),
             unavailable: bae_gpu::unavailable_reason(),
+            cpu_only: (opts != StepOptions::default())
+                .then_some("the FVU loss and the rate target run on the CPU only for now"),
         };
         let is_bae = matches!(arch, Arch::Bae { .. });
         let start = |mode: GemmMode| start_gpu(mode, arch, biases, max_batch, state);
@@ -64,6 +68,7 @@ impl Engine {
             },
             None => Engine::Cpu {
                 arch,
+                opts,
                 enc_bias: biases.0,
                 dec_bias: biases.1,
                 done: None,
@@ -95,11 +100,12 @@ impl Engine {
         match self {
             Engine::Cpu {
                 arch,
+                opts,
                 enc_bias,
                 dec_bias,
                 done,
             } => {
-                let mut s = bae_ref::step(&state.params, x, n, arch, entropy_on);
+                let mut s = bae_ref::step_with(&state.params, x, n, arch, entropy_on, opts);
                 let active: u64 = s
                     .forward
                     .codes
@@ -188,6 +194,8 @@ pub(crate) struct GpuGate {
     pub unverified: Option<&'static str>,
     /// no kernels built or no driver library
     pub unavailable: Option<String>,
+    /// the run asks for something only the CPU path implements
+    pub cpu_only: Option<&'static str>,
 }
 
 /// Resolves `device`: `Some(gpu)` from `start`, or `None` for the CPU. `Auto` takes the CPU,
@@ -204,6 +212,19 @@ pub(crate) fn choose_device<T>(
     let mode = match device {
         Device::Cpu => return Ok(None),
         Device::Auto(_) if !is_bae => return Ok(None), // the baselines train on the CPU
+        Device::Auto(_) if gate.cpu_only.is_some() => {
+            *note = Some(format!(
+                "{}; training on the CPU",
+                gate.cpu_only.unwrap_or_default()
+            ));
+            return Ok(None);
+        }
+        Device::Cuda(_) if gate.cpu_only.is_some() => {
+            return Err(format!(
+                "--device cuda: {}",
+                gate.cpu_only.unwrap_or_default()
+            ));
+        }
         Device::Auto(_) if gate.unverified.is_some() || gate.unavailable.is_some() => {
             let why = gate
                 .unverified
@@ -268,6 +289,7 @@ mod tests {
         GpuGate {
             unverified: unverified.then_some("not verified on hardware"),
             unavailable: unavailable.map(str::to_string),
+            cpu_only: None,
         }
     }
 

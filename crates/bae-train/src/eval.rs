@@ -30,6 +30,12 @@ pub struct EvalReport {
     pub mean_rate: f64,
     /// features among more than 10% of tokens' top-10 by salience |h - mu| (BAE only)
     pub salient_dense_10: usize,
+    /// by the rare value r = min(p, 1 - p) (method.md): 0.01% <= r <= 1%, a feature that can mean something
+    pub specific: usize,
+    /// r < 0.01%: as good as dead (always off or always on)
+    pub constant: usize,
+    /// r > 10%
+    pub dense_rare_10: usize,
     #[serde(skip)]
     pub rates: Vec<f64>,
     #[serde(skip)]
@@ -115,9 +121,17 @@ pub fn evaluate(
         inverted: rates.iter().filter(|&&p| p > 0.5).count(),
         mean_rate: rates.iter().sum::<f64>() / dc as f64,
         salient_dense_10: salience_share.iter().filter(|&&s| s > 0.1).count(),
+        specific: rare_count(&rates, |r| (1e-4..=0.01).contains(&r)),
+        constant: rare_count(&rates, |r| r < 1e-4),
+        dense_rare_10: rare_count(&rates, |r| r > 0.1),
         rates,
         salience_share,
     })
+}
+
+/// Features whose rare-value rate min(p, 1 - p) satisfies `pred`.
+pub fn rare_count(rates: &[f64], pred: impl Fn(f64) -> bool) -> usize {
+    rates.iter().filter(|&&p| pred(p.min(1.0 - p))).count()
 }
 
 /// Adds the covariance term of each full `cov_batch`-row slice of `codes` to `sum` (a minibatch

@@ -28,6 +28,25 @@ pub struct TrainState {
     pub step: u64,
 }
 
+/// The mean of up to 16,384 training rows spread evenly over the first `n_train` (f64 sums): the
+/// decoder bias a sparse code starts from, so the few active features describe the deviation from
+/// it instead of spending the first thousands of steps walking b_dec to the data's mean.
+pub fn training_mean(src: &dyn RowSource, n_train: usize) -> Result<Vec<f32>, String> {
+    let d = src.dim();
+    let take = n_train.min(16_384).max(1);
+    let idx: Vec<usize> = (0..take).map(|i| i * n_train.max(1) / take).collect();
+    let mut sum = vec![0.0f64; d];
+    let mut buf = vec![0f32; 1024 * d];
+    for chunk in idx.chunks(1024) {
+        let rows = &mut buf[..chunk.len() * d];
+        src.gather(chunk, rows)?;
+        for row in rows.chunks(d) {
+            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
+        }
+    }
+    Ok(sum.iter().map(|s| (s / take as f64) as f32).collect())
+}
+
 /// Seeded torch-style init (U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
 pub fn init_params(d: usize, d_code: usize, seed: u64) -> Params<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -240,6 +259,9 @@ pub fn train(
             None => init_params(d, d_code, cfg.seed),
         };
         let mut params = params;
+        if cfg.b_dec_mean_init && cfg.init.is_none() {
+            params.b_dec = training_mean(src, schedule.n_train)?;
+        }
         if !cfg.enc_bias {
             params.b_enc.fill(0.0);
         }
@@ -284,6 +306,7 @@ pub fn train(
         (cfg.enc_bias, cfg.dec_bias),
         cfg.batch_size,
         &state,
+        cfg.step_options(),
         &mut device_note,
     )?;
     let device = engine.describe();
@@ -357,6 +380,8 @@ pub fn train(
                 "entropy": r.losses.entropy,
                 "cov": r.losses.cov,
                 "l1": r.losses.l1,
+                "fvu": r.losses.fvu,
+                "rate_term": r.losses.rate_term,
                 "l0": r.l0,
                 "entropy_on": entropy_on,
                 "tokens_per_s": tokens as f64 / started.elapsed().as_secs_f64(),

@@ -175,7 +175,6 @@ pub fn row_metrics(
     } else {
         f64::NAN
     };
-    let rare: Vec<f64> = rates.iter().map(|&p| p.min(1.0 - p)).collect();
     let count = |f: &dyn Fn(f64) -> bool, v: &[f64]| v.iter().filter(|&&p| f(p)).count();
     let features = FeatureStats {
         n_features: dc,
@@ -185,10 +184,10 @@ pub fn row_metrics(
         dense_rate_10: count(&|p| p > 0.1, &rates),
         dense_rate_50: count(&|p| p > 0.5, &rates),
         inverted: count(&|p| p > 0.5, &rates),
-        dense_rare_10: count(&|r| r > 0.1, &rare),
-        dense_rare_1: count(&|r| r > 0.01, &rare),
-        specific: count(&|r| (CONSTANT_BELOW..=0.01).contains(&r), &rare),
-        constant: count(&|r| r < CONSTANT_BELOW, &rare),
+        dense_rare_10: bae_train::eval::rare_count(&rates, |r| r > 0.1),
+        dense_rare_1: bae_train::eval::rare_count(&rates, |r| r > 0.01),
+        specific: bae_train::eval::rare_count(&rates, |r| (CONSTANT_BELOW..=0.01).contains(&r)),
+        constant: bae_train::eval::rare_count(&rates, |r| r < CONSTANT_BELOW),
         salience_dense_10: count(&|s| s > 0.1, &salience_share),
         entropy_bits: bae_bits::entropy_bits(&rates),
         cov_term: (cov_batches > 0).then(|| cov_sum / cov_batches as f64),

@@ -28,23 +28,83 @@ pub struct TrainState {
     pub step: u64,
 }
 
-/// The mean of up to 16,384 training rows spread evenly over the first `n_train` (f64 sums): the
-/// decoder bias a sparse code starts from, so the few active features describe the deviation from
-/// it instead of spending the first thousands of steps walking b_dec to the data's mean.
-pub fn training_mean(src: &dyn RowSource, n_train: usize) -> Result<Vec<f32>, String> {
+/// Calls `each` on up to 16,384 training rows spread evenly over the first `n_train`.
+fn for_training_sample(
+    src: &dyn RowSource,
+    n_train: usize,
+    mut each: impl FnMut(&[f32]),
+) -> Result<usize, String> {
     let d = src.dim();
-    let take = n_train.min(16_384).max(1);
+    let take = n_train.clamp(1, 16_384);
     let idx: Vec<usize> = (0..take).map(|i| i * n_train.max(1) / take).collect();
-    let mut sum = vec![0.0f64; d];
     let mut buf = vec![0f32; 1024 * d];
     for chunk in idx.chunks(1024) {
         let rows = &mut buf[..chunk.len() * d];
         src.gather(chunk, rows)?;
-        for row in rows.chunks(d) {
-            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
-        }
+        rows.chunks(d).for_each(&mut each);
     }
+    Ok(take)
+}
+
+/// The mean of a sample of training rows (f64 sums): the decoder bias a sparse code starts from, so
+/// the few active features describe the deviation from it instead of spending the first thousands
+/// of steps walking b_dec to the data's mean.
+pub fn training_mean(src: &dyn RowSource, n_train: usize) -> Result<Vec<f32>, String> {
+    let mut sum = vec![0.0f64; src.dim()];
+    let take = for_training_sample(src, n_train, |row| {
+        sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64)
+    })?;
     Ok(sum.iter().map(|s| (s / take as f64) as f32).collect())
+}
+
+/// The root mean square element of the same sample: the scale-free mode trains on x / s, so that
+/// nothing the encoder or Adam sees depends on the activations' scale.
+pub fn training_rms(src: &dyn RowSource, n_train: usize) -> Result<f32, String> {
+    let mut sq = 0.0f64;
+    let take = for_training_sample(src, n_train, |row| {
+        sq += row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+    })?;
+    let rms = (sq / (take * src.dim()) as f64).sqrt() as f32;
+    Ok(if rms > 0.0 && rms.is_finite() {
+        rms
+    } else {
+        1.0
+    })
+}
+
+/// Rows of another source divided by a scale.
+struct ScaledRows<'a> {
+    inner: &'a dyn RowSource,
+    inv_scale: f32,
+}
+
+impl RowSource for ScaledRows<'_> {
+    fn n_rows(&self) -> usize {
+        self.inner.n_rows()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn gather(&self, idx: &[usize], out: &mut [f32]) -> Result<(), String> {
+        self.inner.gather(idx, out)?;
+        out.iter_mut().for_each(|v| *v *= self.inv_scale);
+        Ok(())
+    }
+    fn train_rows(&self, val_split: f64) -> usize {
+        self.inner.train_rows(val_split)
+    }
+}
+
+/// Weights trained on x / s, as weights of the same model on x: W_enc / s, s W_dec, s b_dec.
+fn unscale(p: &Params<f32>, s: f32) -> Params<f32> {
+    let mut q = p.clone();
+    q.w_enc.iter_mut().for_each(|v| *v /= s);
+    q.w_dec.iter_mut().for_each(|v| *v *= s);
+    q.b_dec.iter_mut().for_each(|v| *v *= s);
+    q
 }
 
 /// Seeded torch-style init (U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
@@ -238,6 +298,17 @@ pub fn train(
         cfg.steps,
     )?;
     let ent_start = entropy_start(cfg, &schedule);
+    // the scale-free mode trains on x / s (s = RMS of the training rows) and saves weights for x
+    let input_scale = if cfg.fvu_loss {
+        training_rms(src, schedule.n_train)?
+    } else {
+        1.0
+    };
+    let scaled = ScaledRows {
+        inner: src,
+        inv_scale: 1.0 / input_scale,
+    };
+    let train_src: &dyn RowSource = if cfg.fvu_loss { &scaled } else { src };
     let out = &cfg.out;
     std::fs::create_dir_all(out)
         .map_err(|e| format!("{}: cannot create output folder: {e}", out.display()))?;
@@ -261,6 +332,7 @@ pub fn train(
         let mut params = params;
         if cfg.b_dec_mean_init && cfg.init.is_none() {
             params.b_dec = training_mean(src, schedule.n_train)?;
+            params.b_dec.iter_mut().for_each(|v| *v /= input_scale);
         }
         if !cfg.enc_bias {
             params.b_enc.fill(0.0);
@@ -329,7 +401,7 @@ pub fn train(
     let mut x_next = vec![0f32; cfg.batch_size * d];
     let mut batches = Batches {
         schedule: &schedule,
-        src,
+        src: train_src,
         order: None,
         skip: cfg.skip_nonfinite,
         skipped: 0,
@@ -434,11 +506,15 @@ pub fn train(
         "config".to_string(),
         serde_json::to_string(cfg).map_err(|e| e.to_string())?,
     );
-    save_model(&out.join("model.safetensors"), &state.params, &meta)?;
+    if cfg.fvu_loss {
+        meta.insert("input_scale".to_string(), input_scale.to_string());
+    }
+    let model = unscale(&state.params, input_scale);
+    save_model(&out.join("model.safetensors"), &model, &meta)?;
 
     let val = if schedule.n_val > 0 {
         Some(evaluate(
-            &state.params,
+            &model,
             &arch,
             src,
             schedule.val_rows(),

@@ -74,6 +74,11 @@ enum ArchArg {
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum PresetArg {
+    Sparse,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum PrecisionArg {
     Bf16,
     Tf32,
@@ -177,6 +182,11 @@ struct TrainArgs {
     /// GPU precision of the dense products: bf16 (fast, fused encoder), tf32, or f32 (fidelity)
     #[arg(long, value_enum, default_value = "bf16")]
     gpu_precision: PrecisionArg,
+    /// sparse: features that are actually rare (BAE): the scale-free FVU loss, b_dec from the data's
+    /// mean, every firing rate pulled to 0.5 % (--target-rate 0.005 --lambda-rate 3), lr 1e-3, no
+    /// entropy / covariance term; the flags it sets cannot be given with it
+    #[arg(long, value_enum, conflicts_with_all = ["fvu_loss", "target_rate", "lambda_rate", "b_dec_mean", "lambda_entropy", "lambda_cov", "lr"])]
+    preset: Option<PresetArg>,
     /// write a metrics line every N steps
     #[arg(long, default_value_t = 1)]
     log_every: u64,
@@ -243,6 +253,14 @@ impl From<String> for Failure {
 }
 
 fn train_config(a: &TrainArgs, data: PathBuf) -> TrainConfig {
+    let cfg = plain_train_config(a, data);
+    match a.preset {
+        None => cfg,
+        Some(PresetArg::Sparse) => bae_train::config::sparse_preset(cfg),
+    }
+}
+
+fn plain_train_config(a: &TrainArgs, data: PathBuf) -> TrainConfig {
     TrainConfig {
         data,
         out: a.out.clone(),

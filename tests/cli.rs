@@ -786,3 +786,48 @@ fn sweep_trains_grid_reuses_and_checks_before_training() {
     assert!(e.contains("other settings"), "{e}");
     assert!(!out.join("lambda-cov=1,estimator=sign_s").exists());
 }
+
+/// `--preset sparse` writes its settings into the run's config and refuses the flags it sets.
+#[test]
+fn sparse_preset_sets_the_rate_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("x.safetensors");
+    synth_file(&data, 400, 8);
+    let out = dir.path().join("run");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--steps",
+        "5",
+        "--batch-size",
+        "64",
+        "--preset",
+        "sparse",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["target_rate"], 0.005);
+    assert_eq!(cfg["fvu_loss"], true);
+    assert_eq!(cfg["b_dec_mean_init"], true);
+    assert_eq!(cfg["lambda_entropy"], 0.0);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("specific (0.01%..1%)"), "{stdout}");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--preset",
+        "sparse",
+        "--lr",
+        "0.01",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--lr"), "{}", stderr(&o));
+}

@@ -183,7 +183,7 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "bf16")]
     gpu_precision: PrecisionArg,
     /// sparse: features that are actually rare (BAE): the scale-free FVU loss, b_dec from the data's
-    /// mean, every firing rate pulled to 0.5 % (--target-rate 0.005 --lambda-rate 3), lr 1e-3, no
+    /// mean, every firing rate pulled to 0.5 % (--target-rate 0.005 --lambda-rate 2), lr 1e-3, no
     /// entropy / covariance term; the flags it sets cannot be given with it
     #[arg(long, value_enum, conflicts_with_all = ["fvu_loss", "target_rate", "lambda_rate", "b_dec_mean", "lambda_entropy", "lambda_cov", "lr"])]
     preset: Option<PresetArg>,

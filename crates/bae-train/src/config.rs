@@ -215,14 +215,14 @@ impl TrainConfig {
 /// `--preset sparse`: BAE features that are actually rare, at any activation scale. Chosen by the
 /// sweep in the README ("Sparse features"): the batch FVU as the reconstruction term (the model
 /// trains on x / RMS), b_dec from the training rows' mean, every firing rate pulled towards 0.5 %
-/// by 3 · mean_j KL(0.005 ‖ p_j), lr 1e-3, and no entropy / covariance term (at the official weights
+/// by 2 · mean_j KL(0.005 ‖ p_j), lr 1e-3, and no entropy / covariance term (at the official weights
 /// they do nothing here, and the summed entropy makes features constant when it bites).
 pub fn sparse_preset(cfg: TrainConfig) -> TrainConfig {
     TrainConfig {
         fvu_loss: true,
         b_dec_mean_init: true,
         target_rate: Some(0.005),
-        lambda_rate: 3.0,
+        lambda_rate: 2.0,
         lr: 1e-3,
         lambda_entropy: 0.0,
         lambda_cov: 0.0,

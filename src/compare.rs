@@ -1,19 +1,12 @@
 //! `bae compare`: BAE and the SAE baselines trained alike and judged on the same held-out rows.
 
+use crate::run_args::{ArchChoice, SharedTrainArgs};
 use bae_analysis::compare::{self, CompareOptions};
 use bae_analysis::eval::{DownstreamOptions, EvalOptions};
-use bae_train::{ArchKind, TrainConfig, TrainError};
-use clap::{Args, ValueEnum};
+use bae_train::{TrainConfig, TrainError};
+use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicI32;
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum CompareArch {
-    Bae,
-    ReluL1,
-    Topk,
-    Jumprelu,
-}
 
 const AFTER_HELP: &str = "\
 Each model is a normal run folder OUT/<arch> (train with the same width, steps, batch, seed and
@@ -39,40 +32,9 @@ pub struct CompareArgs {
         value_delimiter = ',',
         default_value = "bae,relu-l1,topk,jumprelu"
     )]
-    archs: Vec<CompareArch>,
-    /// optimiser steps per model (overrides --epochs)
-    #[arg(long)]
-    steps: Option<u64>,
-    /// passes over the training rows per model
-    #[arg(long, default_value_t = 2)]
-    epochs: u64,
-    #[arg(long, default_value_t = 512)]
-    batch_size: usize,
-    /// code width d' = expand * d
-    #[arg(long, default_value_t = 4)]
-    expand: usize,
-    #[arg(long, default_value_t = 5e-4)]
-    lr: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value_t = 0.2)]
-    val_split: f64,
-    #[arg(long, default_value_t = 1e-7)]
-    lambda_entropy: f64,
-    #[arg(long, default_value_t = 1e-7)]
-    lambda_cov: f64,
-    /// first step with the entropy term on (default: a quarter of the steps)
-    #[arg(long)]
-    entropy_start: Option<u64>,
-    /// L1 weight (relu-l1, jumprelu)
-    #[arg(long, default_value_t = 1e-3)]
-    l1: f64,
-    /// k (topk)
-    #[arg(long, default_value_t = 32)]
-    k: usize,
-    /// threshold (jumprelu)
-    #[arg(long, default_value_t = 0.5)]
-    theta: f64,
+    archs: Vec<ArchChoice>,
+    #[command(flatten)]
+    train: SharedTrainArgs,
     /// GGUF of the LLM for downstream fidelity
     #[arg(long, default_value = bae_llm::DEFAULT_MODEL)]
     model: PathBuf,
@@ -88,39 +50,17 @@ pub struct CompareArgs {
 }
 
 pub fn run(a: CompareArgs, stop: &AtomicI32) -> Result<(), TrainError> {
-    let base = TrainConfig {
+    let base = a.train.apply(TrainConfig {
         data: a.data.clone(),
-        expand: a.expand,
-        lr: a.lr,
-        batch_size: a.batch_size,
-        epochs: a.epochs,
-        steps: a.steps,
-        lambda_entropy: a.lambda_entropy,
-        lambda_cov: a.lambda_cov,
-        entropy_start: a.entropy_start,
-        val_split: a.val_split,
-        seed: a.seed,
-        l1: a.l1,
-        k: a.k,
-        theta: a.theta,
         ..TrainConfig::default()
-    };
+    });
     if a.archs.is_empty() {
         return Err("--archs: give at least one architecture".to_string().into());
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let opts = CompareOptions {
         out: a.out.clone(),
-        archs: a
-            .archs
-            .iter()
-            .map(|x| match x {
-                CompareArch::Bae => ArchKind::Bae,
-                CompareArch::ReluL1 => ArchKind::ReluL1,
-                CompareArch::Topk => ArchKind::Topk,
-                CompareArch::Jumprelu => ArchKind::Jumprelu,
-            })
-            .collect(),
+        archs: a.archs.iter().map(|x| x.kind()).collect(),
         base: base.clone(),
         eval: EvalOptions {
             run: PathBuf::new(),

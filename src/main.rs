@@ -7,6 +7,7 @@ mod compare;
 mod eval;
 mod export;
 mod features;
+mod run_args;
 mod sweep;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;

@@ -1,10 +1,10 @@
 //! `bae sweep`: one model per point of a grid of training settings, trained alike and judged on the
 //! same held-out rows.
 
-use crate::compare::CompareArch;
+use crate::run_args::{ArchChoice, SharedTrainArgs};
 use bae_analysis::eval::{DownstreamOptions, EvalOptions};
 use bae_analysis::sweep::{self, SweepOptions};
-use bae_train::{ArchKind, TrainConfig, TrainError};
+use bae_train::{TrainConfig, TrainError};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicI32;
@@ -51,43 +51,12 @@ pub struct SweepArgs {
     grid: String,
     /// architecture of every point (unless the grid varies arch)
     #[arg(long, value_enum, default_value = "bae")]
-    arch: CompareArch,
+    arch: ArchChoice,
     /// backward of the binariser: sign_s (official default) or ste
     #[arg(long, default_value = "sign_s")]
     estimator: String,
-    /// optimiser steps per point (overrides --epochs)
-    #[arg(long)]
-    steps: Option<u64>,
-    /// passes over the training rows per point
-    #[arg(long, default_value_t = 2)]
-    epochs: u64,
-    #[arg(long, default_value_t = 512)]
-    batch_size: usize,
-    /// code width d' = expand * d
-    #[arg(long, default_value_t = 4)]
-    expand: usize,
-    #[arg(long, default_value_t = 5e-4)]
-    lr: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value_t = 0.2)]
-    val_split: f64,
-    #[arg(long, default_value_t = 1e-7)]
-    lambda_entropy: f64,
-    #[arg(long, default_value_t = 1e-7)]
-    lambda_cov: f64,
-    /// first step with the entropy term on (default: a quarter of the steps)
-    #[arg(long)]
-    entropy_start: Option<u64>,
-    /// L1 weight (relu-l1, jumprelu)
-    #[arg(long, default_value_t = 1e-3)]
-    l1: f64,
-    /// k (topk)
-    #[arg(long, default_value_t = 32)]
-    k: usize,
-    /// threshold (jumprelu)
-    #[arg(long, default_value_t = 0.5)]
-    theta: f64,
+    #[command(flatten)]
+    train: SharedTrainArgs,
     /// also measure downstream fidelity on the LLM for every point (off by default)
     #[arg(long)]
     downstream: bool,
@@ -106,30 +75,12 @@ pub struct SweepArgs {
 }
 
 pub fn run(a: SweepArgs, stop: &AtomicI32) -> Result<(), TrainError> {
-    let base = TrainConfig {
+    let base = a.train.apply(TrainConfig {
         data: a.data.clone(),
-        arch: match a.arch {
-            CompareArch::Bae => ArchKind::Bae,
-            CompareArch::ReluL1 => ArchKind::ReluL1,
-            CompareArch::Topk => ArchKind::Topk,
-            CompareArch::Jumprelu => ArchKind::Jumprelu,
-        },
+        arch: a.arch.kind(),
         estimator: a.estimator.clone(),
-        expand: a.expand,
-        lr: a.lr,
-        batch_size: a.batch_size,
-        epochs: a.epochs,
-        steps: a.steps,
-        lambda_entropy: a.lambda_entropy,
-        lambda_cov: a.lambda_cov,
-        entropy_start: a.entropy_start,
-        val_split: a.val_split,
-        seed: a.seed,
-        l1: a.l1,
-        k: a.k,
-        theta: a.theta,
         ..TrainConfig::default()
-    };
+    });
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let opts = SweepOptions {
         out: a.out.clone(),

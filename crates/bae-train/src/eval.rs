@@ -166,26 +166,40 @@ fn salience_density(
     eval_batch: usize,
     mu: &[f64],
 ) -> Result<Vec<f64>, String> {
+    let hits = salience_hits(params, src, idx, eval_batch, mu, &mut |_| {})?;
+    Ok(hits.iter().map(|&h| h as f64 / idx.len() as f64).collect())
+}
+
+/// Per feature, the number of rows of `idx` for which it is among the row's `SALIENT_TOP` by
+/// |h − μ| (ties to the lower feature index); `done(m)` after each batch of m rows.
+pub fn salience_hits(
+    params: &Params<f32>,
+    src: &dyn RowSource,
+    idx: &[usize],
+    batch: usize,
+    mu: &[f64],
+    done: &mut dyn FnMut(usize),
+) -> Result<Vec<u64>, String> {
     let (d, dc) = (params.d, params.d_code);
-    let mut x = vec![0f32; eval_batch * d];
+    let mut x = vec![0f32; batch * d];
     let mut hits = vec![0u64; dc];
     let top = SALIENT_TOP.min(dc);
     let mut order: Vec<usize> = (0..dc).collect();
-    for chunk in idx.chunks(eval_batch) {
+    for chunk in idx.chunks(batch) {
         let m = chunk.len();
         src.gather(chunk, &mut x[..m * d])?;
         let z = bae_ref::encode_pre(params, &x[..m * d], m);
         let codes = bae_bits::PackedRows::encode_positive(&z, m, dc);
         for i in 0..m {
-            let sal = |j: usize| {
-                let h = if codes.get(i, j) { 1.0 } else { 0.0 };
-                (h - mu[j]).abs()
-            };
-            order.select_nth_unstable_by(top - 1, |&a, &b| sal(b).total_cmp(&sal(a)));
+            let sal = |j: usize| (if codes.get(i, j) { 1.0 } else { 0.0 } - mu[j]).abs();
+            order.select_nth_unstable_by(top - 1, |&a, &b| {
+                sal(b).total_cmp(&sal(a)).then(a.cmp(&b))
+            });
             for &j in &order[..top] {
                 hits[j] += 1;
             }
         }
+        done(m);
     }
-    Ok(hits.iter().map(|&h| h as f64 / idx.len() as f64).collect())
+    Ok(hits)
 }

@@ -4,7 +4,7 @@
 //! |h − μ| (μ = the feature's rate on these rows, so a second pass); for the SAE baselines, the
 //! raw activation (active features only).
 
-use bae_bits::{FiringCounter, PackedRows};
+use bae_bits::FiringCounter;
 use bae_ref::{Arch, Params};
 use bae_train::RowSource;
 use serde::Serialize;
@@ -159,7 +159,9 @@ pub fn row_metrics(
     }
     let rates = counter.rates();
     let salience_share: Vec<f64> = if arch.is_binary() {
-        let hits = top_by_rare_value(params, src, idx, batch, &rates, progress)?;
+        let hits = bae_train::eval::salience_hits(params, src, idx, batch, &rates, &mut |m| {
+            progress.inc(m as u64)
+        })?;
         hits.iter().map(|&h| h as f64 / n as f64).collect()
     } else {
         act_hits.iter().map(|&h| h as f64 / n as f64).collect()
@@ -224,37 +226,4 @@ fn top_by_activation(act: &[f32], m: usize, dc: usize, hits: &mut [u64]) {
             hits[j] += 1;
         }
     }
-}
-
-/// Per feature, the tokens for which it is among the token's top `SALIENT_TOP` by |h − μ|.
-fn top_by_rare_value(
-    params: &Params<f32>,
-    src: &dyn RowSource,
-    idx: &[usize],
-    batch: usize,
-    mu: &[f64],
-    progress: &indicatif::ProgressBar,
-) -> Result<Vec<u64>, String> {
-    let (d, dc) = (params.d, params.d_code);
-    let mut x = vec![0f32; batch * d];
-    let mut hits = vec![0u64; dc];
-    let top = SALIENT_TOP.min(dc);
-    let mut order: Vec<usize> = (0..dc).collect();
-    for chunk in idx.chunks(batch) {
-        let m = chunk.len();
-        src.gather(chunk, &mut x[..m * d])?;
-        let z = bae_ref::encode_pre(params, &x[..m * d], m);
-        let codes = PackedRows::encode_positive(&z, m, dc);
-        for i in 0..m {
-            let sal = |j: usize| (if codes.get(i, j) { 1.0 } else { 0.0 } - mu[j]).abs();
-            order.select_nth_unstable_by(top - 1, |&a, &b| {
-                sal(b).total_cmp(&sal(a)).then(a.cmp(&b))
-            });
-            for &j in &order[..top] {
-                hits[j] += 1;
-            }
-        }
-        progress.inc(m as u64);
-    }
-    Ok(hits)
 }

@@ -14,7 +14,7 @@ fn rates_after_training(data: Vec<f32>, dir: &std::path::Path, name: &str) -> Ve
     };
     let cfg = TrainConfig {
         out: dir.join(name),
-        steps: Some(600),
+        steps: Some(1500),
         batch_size: 256,
         lr: 2e-3,
         lambda_entropy: 0.0,
@@ -22,7 +22,7 @@ fn rates_after_training(data: Vec<f32>, dir: &std::path::Path, name: &str) -> Ve
         fvu_loss: true,
         b_dec_mean_init: true,
         target_rate: Some(0.05),
-        lambda_rate: 3.0,
+        lambda_rate: 10.0,
         ..TrainConfig::default()
     };
     let o = bae_train::train(&cfg, &src, RunOptions::default()).expect("train");
@@ -54,10 +54,11 @@ fn rates_reach_the_target_at_any_scale() {
             "{what}: a constant feature: {r:?}"
         );
         let m = mean(r);
-        // from ~0.5 at the start to near the target in 600 steps (the data's own bits fire 2-30 %)
+        // from ~0.5 at the start to within [0.7, 1.6] x the target in 1,500 steps (measured 0.074;
+        // the reconstruction pulls above it: the data's own bits fire on 2-30 % of rows)
         assert!(
-            (0.025..=0.15).contains(&m),
-            "{what}: mean rate {m} far from 0.05"
+            (0.035..=0.08).contains(&m),
+            "{what}: mean rate {m} not within [0.7, 1.6] x the target 0.05"
         );
     }
     assert!((ma - mb).abs() <= 0.02 * ma.max(mb), "x1 {ma} vs x10 {mb}");

@@ -150,6 +150,20 @@ static void t_convert(int len) {
   for (int i = 0; i < len; ++i) { if (std::isnan(x[i])) { CHECK((y[i].x & 0x7f80) == 0x7f80 && (y[i].x & 0x7f), "bf16 NaN %d", i); continue; }
     CHECK(y[i].x == bf16_ref(x[i]), "bf16 of %a: %04x vs %04x", x[i], y[i].x, bf16_ref(x[i])); }
   printf("f32_to_bf16 len=%d ok\n", len); }
+static void t_rate_target(int n, int dc) {
+  std::vector<u32> counts(dc); for (int j = 0; j < dc; ++j) counts[j] = (u32)(rng() % (n + 1));
+  counts[0] = 0; if (dc > 2) { counts[1] = (u32)n; counts[2] = 1; }  // both clamps and the rarest rate
+  const double target = 0.005, lambda = 2.0;
+  std::vector<float> coef(dc, NAN), base(dc), acc(dc);
+  for (int j = 0; j < dc; ++j) base[j] = acc[j] = unif(-1, 1);
+  emu_launch(g1((dc + 255) / 256, 256), {256}, [&] { rate_target_coef(counts.data(), dc, n, target, lambda, 0, coef.data()); });
+  emu_launch(g1((dc + 255) / 256, 256), {256}, [&] { rate_target_coef(counts.data(), dc, n, target, lambda, 1, acc.data()); });
+  for (int j = 0; j < dc; ++j) {  // d/dH_ij of lambda/d' sum KL(t || p), p clamped to [1/2n, 1 - 1/2n]
+    double p = (double)counts[j] / n, lo = 0.5 / n; p = p < lo ? lo : (p > 1 - lo ? 1 - lo : p);
+    const float want = (float)(lambda * ((1.0 / ((double)dc * n)) * (-target / p + (1 - target) / (1 - p))));
+    CHECK(coef[j] == want, "rate coef %d: %a vs %a", j, coef[j], want);
+    CHECK(acc[j] == base[j] + want, "rate coef accumulated %d", j); }
+  printf("rate_target n=%d dc=%d ok\n", n, dc); }
 static void t_encode_gemm(int n, int d, int dc) {
   int wpr = (dc + 63) / 64; std::vector<__nv_bfloat16> x((size_t)n * d), w((size_t)d * dc); std::vector<float> b(dc);
   for (auto& v : x) v = __float2bfloat16(unif(-1, 1)); for (auto& v : w) v = __float2bfloat16(unif(-1, 1)); for (auto& v : b) v = unif(-.5, .5);
@@ -176,6 +190,7 @@ int main(int argc, char** argv) {
   t_encode(1, 1); t_encode(5, 63); t_encode(37, 130); t_encode(3, 200);
   t_transpose(1, 1); t_transpose(70, 130); t_transpose(130, 7); t_transpose(64, 64);
   t_firing_entropy(2, 1); t_firing_entropy(100, 50); t_firing_entropy(70, 130);
+  t_rate_target(512, 300); t_rate_target(7, 5);
   t_coact(2, 1); t_coact(70, 130); t_coact(1100, 70); t_coact(65, 64); t_coact(10, 1100);
   t_mse_colsum(1, 1); t_mse_colsum(7, 100); t_mse_colsum(130, 300);
   t_decode(1, 1, 1); t_decode(5, 63, 70); t_decode(65, 130, 129);

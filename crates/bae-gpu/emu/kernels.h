@@ -10,6 +10,7 @@ void transpose_bits(const u64*, int, int, u64*);
 void firing_counts(const u64*, int, int, u32*);
 void firing_counts_rows(const u64*, int, int, u32*);
 void entropy_terms(const u32*, int, int, double, int, float*, double*);
+void rate_target_coef(const u32*, int, int, double, double, int, float*);
 void coactivation(const u64*, const u32*, int, int, int, u64*, u64*, u32*, u64*);
 void sign_times_counts(const u64*, const u64*, const u32*, int, i64*);
 void sign_product(const u64*, const u64*, const u64*, int, int, int*);

@@ -500,6 +500,41 @@ pub fn entropy_terms(
     Ok(())
 }
 
+// ---------------------------------------------------------------- rate_target.cu
+
+/// Rate-target coefficients (twin of `lambda *` [`bae_bits::rate_target_grad_coeffs`]) written to
+/// `coef`, or added to what it holds when `accumulate` (the entropy coefficients).
+pub fn rate_target_coef(
+    gpu: &GpuContext,
+    counts: &CudaSlice<u32>,
+    n: usize,
+    target: f64,
+    lambda: f64,
+    accumulate: bool,
+    coef: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let dc = counts.len();
+    check_len("coef", coef.len(), dc)?;
+    if n == 0 {
+        return Err(GpuError::Invalid("rate target of an empty batch".into()));
+    }
+    launch!(
+        gpu,
+        "rate_target_coef",
+        grid1(dc.div_ceil(256), 256),
+        [
+            dp(gpu, counts),
+            to_i32("d'", dc)?,
+            to_i32("n", n)?,
+            target,
+            lambda,
+            accumulate as i32,
+            dpm(gpu, coef),
+        ]
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- coactivation.cu
 
 /// Co-activation pass (twin of [`bae_bits::CovarianceStats::from_columns`] given the firing
@@ -762,6 +797,26 @@ pub fn mse_grad(
     partial: &mut CudaSlice<f64>,
     sse: &mut CudaSlice<f64>,
 ) -> Result<()> {
+    mse_grad_scaled(
+        gpu, x, xhat, b_dec, n, d, dxhat, dxhat_bf16, partial, sse, None,
+    )
+}
+
+/// [`mse_grad`] with dL/dX^ = scale (X^ − X) (the FVU loss: 2 / Σ‖x − x̄‖²); None: 2 / (n d).
+#[allow(clippy::too_many_arguments)]
+pub fn mse_grad_scaled(
+    gpu: &GpuContext,
+    x: &impl DevicePtr<f32>,
+    xhat: &mut CudaSlice<f32>,
+    b_dec: Option<&dyn DevicePtr<f32>>,
+    n: usize,
+    d: usize,
+    dxhat: &mut CudaSlice<f32>,
+    dxhat_bf16: Option<&mut CudaSlice<bf16>>,
+    partial: &mut CudaSlice<f64>,
+    sse: &mut CudaSlice<f64>,
+    scale: Option<f32>,
+) -> Result<()> {
     check_len("x", x.len(), n * d)?;
     check_len("xhat", xhat.len(), n * d)?;
     check_len("dxhat", dxhat.len(), n * d)?;
@@ -776,7 +831,7 @@ pub fn mse_grad(
     if n * d == 0 {
         return Err(GpuError::Invalid("MSE of an empty batch".into()));
     }
-    let scale = (2.0 / (n * d) as f64) as f32;
+    let scale = scale.unwrap_or((2.0 / (n * d) as f64) as f32);
     let xh = dpm(gpu, xhat);
     launch!(
         gpu,

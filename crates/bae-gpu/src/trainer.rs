@@ -22,7 +22,7 @@ use crate::context::GpuContext;
 use crate::error::{GpuError, Result};
 use crate::ops::{self, DevCols, DevRows, DevSigns, EncodeOutputs, GradOutputs, dp, dpm};
 use bae_bits::PackedRows;
-use bae_ref::{AdamConfig, Arch, Estimator, Losses, Params};
+use bae_ref::{AdamConfig, Arch, Estimator, Losses, Params, StepOptions};
 use cudarc::driver::{CudaEvent, CudaSlice, PinnedHostSlice};
 use half::bf16;
 use std::collections::VecDeque;
@@ -41,6 +41,8 @@ pub struct TrainerConfig {
     /// fused into its epilogue (`encode_gemm`) instead of cuBLASLt + `encode_binarize`. Ignored
     /// in the other modes and when d or d' is not a multiple of 8.
     pub fused_encode: bool,
+    /// the FVU loss and the rate target (`bae_ref::step_with`'s additions)
+    pub step: StepOptions,
 }
 
 impl TrainerConfig {
@@ -52,6 +54,7 @@ impl TrainerConfig {
             max_batch,
             mode,
             fused_encode: false,
+            step: StepOptions::default(),
         }
     }
 }
@@ -287,6 +290,10 @@ pub struct GpuTrainer {
 
     /// biases kept at their initial value (`--no-enc-bias` / `--no-dec-bias`)
     frozen: [bool; 2],
+    step_opts: StepOptions,
+    /// Σ‖x − x̄‖² of the batch in each slot (FVU loss), and of the last computed batch
+    slot_var: [f64; 2],
+    last_var: f64,
 }
 
 impl GpuTrainer {
@@ -406,6 +413,9 @@ impl GpuTrainer {
             sse: stream.alloc_zeros(1)?,
             colsum_partial: stream.alloc_zeros(max_n.div_ceil(ops::COLSUM_ROWS) * d.max(dc))?,
             frozen: [false; 2],
+            step_opts: cfg.step,
+            slot_var: [1.0; 2],
+            last_var: 1.0,
             gpu: gpu.clone(),
         };
         // cuBLASLt plans for the full batch now: a heuristic that finds no algorithm fails here
@@ -481,6 +491,11 @@ impl GpuTrainer {
         // (cudarc's own pinned-buffer events are inactive: event tracking is off)
         st.uploaded[slot].synchronize()?;
         st.pinned[slot].as_mut_slice()?[..x.len()].copy_from_slice(x);
+        if self.step_opts.fvu_loss {
+            // the FVU loss's denominator, from the host copy (as bae_ref::step_with computes it)
+            self.slot_var[slot] =
+                bae_ref::batch_variance_sum(x, x.len() / d, d).max(f64::MIN_POSITIVE);
+        }
         let copy = self.gpu.copy_stream();
         // the device slot must not be overwritten before the step that reads it is done
         copy.wait(&st.consumed[slot])?;
@@ -615,7 +630,12 @@ impl GpuTrainer {
         let out_ptr = dpm(gpu, &mut self.xhat);
         self.gemm(shapes.decode, h_op, wdec_op, out_ptr)?;
         let b_dec = self.params.slice(self.layout.range(B_DEC));
-        ops::mse_grad(
+        self.last_var = self.slot_var[slot];
+        let fvu_scale = self
+            .step_opts
+            .fvu_loss
+            .then(|| (2.0 / self.last_var) as f32);
+        ops::mse_grad_scaled(
             gpu,
             &self.x[slot].slice(..n * d),
             &mut self.xhat,
@@ -626,6 +646,7 @@ impl GpuTrainer {
             self.dxhat_bf.as_mut(),
             &mut self.mse_partial,
             &mut self.sse,
+            fvu_scale,
         )?;
 
         // bit statistics: columns, firing counts, entropy, covariance signs
@@ -640,7 +661,12 @@ impl GpuTrainer {
             Some(&mut self.coef),
             &mut self.entropy_out,
         )?;
-        let use_coef = entropy_on && self.lambda_entropy != 0.0;
+        // entropy_terms wrote coef (zeros when the term is off); the rate target adds its own
+        let rate = self.step_opts.rate_target;
+        if let Some((target, lambda)) = rate {
+            ops::rate_target_coef(gpu, &self.counts, n, target, lambda, true, &mut self.coef)?;
+        }
+        let use_coef = (entropy_on && self.lambda_entropy != 0.0) || rate.is_some();
         let cov_on = n >= 2;
         if cov_on {
             gpu.stream().memset_zeros(&mut self.abs_sum)?;
@@ -763,14 +789,29 @@ impl GpuTrainer {
         let entropy_train = if entropy < 0.0 { 0.0 } else { entropy };
         let entropy_weight = if entropy_on { self.lambda_entropy } else { 0.0 };
         let mse = sse / (n * self.layout.d) as f64;
+        let fvu = if self.step_opts.fvu_loss {
+            sse / self.last_var
+        } else {
+            0.0
+        };
+        let recon = if self.step_opts.fvu_loss { fvu } else { mse };
+        let (rate_term, rate_weighted) = match self.step_opts.rate_target {
+            Some((target, lambda)) => {
+                let counts = ops::download(gpu, &self.counts)?;
+                let rates: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
+                let term = bae_bits::rate_target_term(&rates, target, n);
+                (term, lambda * term)
+            }
+            None => (0.0, 0.0),
+        };
         Ok(Losses {
             mse,
             entropy,
             cov,
             l1: 0.0,
-            fvu: 0.0,
-            rate_term: 0.0,
-            total: mse + entropy_weight * entropy_train + self.lambda_cov * cov,
+            fvu,
+            rate_term,
+            total: recon + entropy_weight * entropy_train + self.lambda_cov * cov + rate_weighted,
         })
     }
 

@@ -1601,6 +1601,94 @@ fn rerun_refuses_restaged_batch() {
     );
 }
 
+/// `rate_target_coef` against its CPU twin, bit for bit, writing and accumulating.
+#[test]
+fn rate_target_coef_matches() {
+    let Some(gpu) = gpu_or_skip("rate_target_coef") else {
+        return;
+    };
+    let mut rng = rng("rate_target_coef");
+    for (n, dc) in [(512usize, 2304usize), (7, 5), (77, 193)] {
+        let mut counts: Vec<u32> = (0..dc).map(|_| rng.random_range(0..=n as u32)).collect();
+        counts[0] = 0;
+        counts[1] = n as u32;
+        let rates: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
+        let (target, lambda) = (0.005, 2.0);
+        let want: Vec<f32> = bae_bits::rate_target_grad_coeffs(&rates, target, n)
+            .iter()
+            .map(|&c| (lambda * c) as f32)
+            .collect();
+        let base = uniform(&mut rng, dc, -1.0, 1.0);
+        let c = up(&gpu, &counts);
+        let mut coef = up(&gpu, &vec![f32::NAN; dc]);
+        ops::rate_target_coef(&gpu, &c, n, target, lambda, false, &mut coef).unwrap();
+        let mut acc = up(&gpu, &base);
+        ops::rate_target_coef(&gpu, &c, n, target, lambda, true, &mut acc).unwrap();
+        let (got, got_acc) = (dl(&gpu, &coef), dl(&gpu, &acc));
+        let name = format!("rate_target_coef/n{n}_dc{dc}");
+        assert_all(
+            &name,
+            dc,
+            |j| got[j].to_bits() == want[j].to_bits(),
+            |j| format!("coef {j}: {} vs {}", got[j], want[j]),
+        );
+        assert_all(
+            &format!("{name}/accumulate"),
+            dc,
+            |j| got_acc[j] == base[j] + want[j],
+            |j| format!("accumulated coef {j}"),
+        );
+    }
+}
+
+/// The sparse objective (FVU loss + rate target) on the GPU against `bae_ref::step_with`.
+#[test]
+fn sparse_step_matches_reference() {
+    let Some(gpu) = gpu_or_skip("sparse_step") else {
+        return;
+    };
+    let mut rng = rng("sparse_step");
+    let (n, d, dc) = (200, 48, 192);
+    let (p, x) = separated_problem(&mut rng, n, d, dc, 1e-4);
+    let arch = bae(Estimator::SignS, 0.0, 0.0);
+    let opts = bae_ref::StepOptions {
+        fvu_loss: true,
+        rate_target: Some((0.05, 2.0)),
+    };
+    let cfg = TrainerConfig {
+        step: opts,
+        ..TrainerConfig::new(arch, AdamConfig::default(), n, GemmMode::F32)
+    };
+    let mut tr = GpuTrainer::new(&gpu, &p, cfg).expect("trainer");
+    let l = tr.forward_backward(&x, true).unwrap();
+    let got = tr.step_tensors().unwrap();
+    let s = bae_ref::step_with(&p, &x, n, &arch, true, &opts);
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-30);
+    for (part, a, b) in [
+        ("fvu", l.fvu, s.losses.fvu),
+        ("rate_term", l.rate_term, s.losses.rate_term),
+        ("total", l.total, s.losses.total),
+    ] {
+        let e = rel(a, b);
+        assert!(
+            check(&format!("sparse_step/{part}"), e, 1e-5),
+            "{part}: {a} vs {b}"
+        );
+    }
+    for (part, g, c) in [
+        ("dl_dxhat", &got.dl_dxhat, &s.backward.dl_dxhat),
+        ("dl_dz", &got.dl_dz, &s.backward.dl_dz),
+        ("grad_w_enc", &got.grads.w_enc, &s.backward.grads.w_enc),
+        ("grad_w_dec", &got.grads.w_dec, &s.backward.grads.w_dec),
+    ] {
+        let e = rel_l2(g, c);
+        assert!(
+            check_below(&format!("sparse_step/{part}"), e, 1e-5),
+            "{part}: rel err {e:e}"
+        );
+    }
+}
+
 #[test]
 fn trajectory_200_steps_tracks_reference() {
     let Some(gpu) = gpu_or_skip("trajectory") else {

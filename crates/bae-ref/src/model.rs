@@ -245,8 +245,8 @@ pub fn step<T: Float>(p: &Params<T>, x: &[T], n: usize, arch: &Arch, entropy_on:
     step_with(p, x, n, arch, entropy_on, &StepOptions::default())
 }
 
-/// Σ over rows of ‖x − x̄‖², x̄ the batch mean (f64).
-fn batch_variance_sum<T: Float>(x: &[T], n: usize, d: usize) -> f64 {
+/// Σ over rows of ‖x − x̄‖², x̄ the batch mean (f64): the FVU loss's denominator.
+pub fn batch_variance_sum<T: Float>(x: &[T], n: usize, d: usize) -> f64 {
     let mut sum = vec![0.0f64; d];
     let mut sq = vec![0.0f64; d];
     for row in x.chunks(d).take(n) {

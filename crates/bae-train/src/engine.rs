@@ -56,11 +56,9 @@ impl Engine {
         let gate = GpuGate {
             unverified: bae_gpu::unverified_reason(),
             unavailable: bae_gpu::unavailable_reason(),
-            cpu_only: (opts != StepOptions::default())
-                .then_some("the FVU loss and the rate target run on the CPU only for now"),
         };
         let is_bae = matches!(arch, Arch::Bae { .. });
-        let start = |mode: GemmMode| start_gpu(mode, arch, biases, max_batch, state);
+        let start = |mode: GemmMode| start_gpu(mode, arch, biases, max_batch, state, opts);
         Ok(match choose_device(device, is_bae, &gate, start, note)? {
             Some(trainer) => Engine::Gpu {
                 trainer: Box::new(trainer),
@@ -194,8 +192,6 @@ pub(crate) struct GpuGate {
     pub unverified: Option<&'static str>,
     /// no kernels built or no driver library
     pub unavailable: Option<String>,
-    /// the run asks for something only the CPU path implements
-    pub cpu_only: Option<&'static str>,
 }
 
 /// Resolves `device`: `Some(gpu)` from `start`, or `None` for the CPU. `Auto` takes the CPU,
@@ -212,19 +208,6 @@ pub(crate) fn choose_device<T>(
     let mode = match device {
         Device::Cpu => return Ok(None),
         Device::Auto(_) if !is_bae => return Ok(None), // the baselines train on the CPU
-        Device::Auto(_) if gate.cpu_only.is_some() => {
-            *note = Some(format!(
-                "{}; training on the CPU",
-                gate.cpu_only.unwrap_or_default()
-            ));
-            return Ok(None);
-        }
-        Device::Cuda(_) if gate.cpu_only.is_some() => {
-            return Err(format!(
-                "--device cuda: {}",
-                gate.cpu_only.unwrap_or_default()
-            ));
-        }
         Device::Auto(_) if gate.unverified.is_some() || gate.unavailable.is_some() => {
             let why = gate
                 .unverified
@@ -267,10 +250,12 @@ fn start_gpu(
     biases: (bool, bool),
     max_batch: usize,
     state: &TrainState,
+    opts: StepOptions,
 ) -> Result<GpuTrainer, String> {
     let gpu = GpuContext::new().map_err(|e| e.to_string())?;
     let mut cfg = TrainerConfig::new(arch, state.adam.config, max_batch, mode);
     cfg.fused_encode = mode == GemmMode::Bf16;
+    cfg.step = opts;
     let gpu_err = |e: bae_gpu::GpuError| format!("GPU {}: {e}", gpu.device_name());
     let mut t = GpuTrainer::new(&gpu, &state.params, cfg).map_err(gpu_err)?;
     t.set_adam_state(&state.adam.m, &state.adam.v, state.adam.t)
@@ -289,7 +274,6 @@ mod tests {
         GpuGate {
             unverified: unverified.then_some("not verified on hardware"),
             unavailable: unavailable.map(str::to_string),
-            cpu_only: None,
         }
     }
 

@@ -136,3 +136,64 @@ fn extract_train_features_on_a_small_slice() {
     assert!(f("last_token_jsd") >= 0.0 && f("last_token_jsd") <= std::f64::consts::LN_2);
     assert!(report["command"].as_str().unwrap().contains("eval"));
 }
+
+/// `bae eval` refuses, in one line naming the GGUF, a model whose width is not the activations'
+/// (an 8-wide extract folder written by hand, a BAE trained on it, the real 576-wide SmolLM2).
+#[test]
+fn eval_refuses_a_model_of_another_width() {
+    let model = root().join("data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.is_file() {
+        assert!(
+            std::env::var("REQUIRE_MODEL").as_deref() != Ok("1"),
+            "REQUIRE_MODEL=1 but the model is missing: run bash scripts/setup.sh"
+        );
+        eprintln!("SKIP: model missing (bash scripts/setup.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let block = dir.path().join("block3");
+    std::fs::create_dir(&block).unwrap();
+    let (n, d) = (300usize, 8usize);
+    let acts: Vec<f32> = (0..n * d)
+        .map(|k| ((k * 37 % 101) as f32 - 50.0) / 10.0)
+        .collect();
+    let docs: Vec<f32> = (0..n).map(|i| (i / 100) as f32).collect();
+    bae_io::save_tensors(
+        &block.join("shard_00000.safetensors"),
+        &[("activations", &[n, d], &acts), ("doc_ids", &[n], &docs)],
+        &std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    let manifest =
+        serde_json::json!({"d": d, "shards": [{"file": "shard_00000.safetensors", "rows": n}]});
+    std::fs::write(block.join("manifest.json"), manifest.to_string()).unwrap();
+    let run = dir.path().join("run");
+    let o = bae(&[
+        "train",
+        "--data",
+        s(&block),
+        "--out",
+        s(&run),
+        "--steps",
+        "5",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "train: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = bae(&["eval", "--run", s(&run), "--model", s(&model), "--quiet"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("error: ") && line.contains("SmolLM2") && line.contains("576 wide"),
+        "{err}"
+    );
+    assert!(!run.join("eval.json").exists(), "nothing written on error");
+}

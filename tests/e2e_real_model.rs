@@ -22,16 +22,25 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-fn extract_train_features_on_a_small_slice() {
+/// The model and corpus of `bash scripts/setup.sh`, or None after printing SKIP (a failure with
+/// REQUIRE_MODEL=1, which scripts/test.sh sets).
+fn real_model_and_corpus() -> Option<(PathBuf, PathBuf)> {
     let model = root().join("data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     let corpus = root().join("data/corpus/sotu");
-    if !model.is_file() || !corpus.is_dir() {
-        assert!(
-            std::env::var("REQUIRE_MODEL").as_deref() != Ok("1"),
-            "REQUIRE_MODEL=1 but the model or corpus is missing: run bash scripts/setup.sh"
-        );
-        eprintln!("SKIP: model or corpus missing (bash scripts/setup.sh)");
+    if model.is_file() && corpus.is_dir() {
+        return Some((model, corpus));
+    }
+    assert!(
+        std::env::var("REQUIRE_MODEL").as_deref() != Ok("1"),
+        "REQUIRE_MODEL=1 but the model or corpus is missing: run bash scripts/setup.sh"
+    );
+    eprintln!("SKIP: model or corpus missing (bash scripts/setup.sh)");
+    None
+}
+
+#[test]
+fn extract_train_features_on_a_small_slice() {
+    if real_model_and_corpus().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -141,15 +150,9 @@ fn extract_train_features_on_a_small_slice() {
 /// (an 8-wide extract folder written by hand, a BAE trained on it, the real 576-wide SmolLM2).
 #[test]
 fn eval_refuses_a_model_of_another_width() {
-    let model = root().join("data/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !model.is_file() {
-        assert!(
-            std::env::var("REQUIRE_MODEL").as_deref() != Ok("1"),
-            "REQUIRE_MODEL=1 but the model is missing: run bash scripts/setup.sh"
-        );
-        eprintln!("SKIP: model missing (bash scripts/setup.sh)");
+    let Some((model, _)) = real_model_and_corpus() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let block = dir.path().join("block3");
     std::fs::create_dir(&block).unwrap();

@@ -249,6 +249,14 @@ pub const COMPARE_MD: &str = "compare.md";
 pub const COMPARE_SVG: &str = "compare.svg";
 pub const COMPARE_JSON: &str = "compare.json";
 
+/// "N steps" or "E epochs", as the settings line of compare.md / sweep.md says it.
+pub(crate) fn run_length(cfg: &TrainConfig) -> String {
+    match cfg.steps {
+        Some(s) => format!("{s} steps"),
+        None => format!("{} epochs", cfg.epochs),
+    }
+}
+
 /// compare.md (settings, table, chart), compare.json and compare.svg into `out`, atomically.
 fn write_outputs(
     out: &Path,
@@ -261,10 +269,7 @@ fn write_outputs(
         .first()
         .map(|r| r.eval.rows_from.clone())
         .unwrap_or_default();
-    let steps = match base.steps {
-        Some(s) => format!("{s} steps"),
-        None => format!("{} epochs", base.epochs),
-    };
+    let steps = run_length(base);
     let md = format!(
         "# Architectures compared\n\n`{command}`\n\nSame data `{}`, width d' = {} x d, {steps}, batch {}, seed {}, lr {}; \
          held-out rows: {first}. BAE λ_e = {}, λ_c = {}; ReLU-L1 / JumpReLU L1 = {}; TopK k = {}; JumpReLU θ = {}. \

@@ -429,10 +429,7 @@ fn write_outputs(
         .first()
         .map(|r| r.eval.rows_from.clone())
         .unwrap_or_default();
-    let steps = match base.steps {
-        Some(s) => format!("{s} steps"),
-        None => format!("{} epochs", base.epochs),
-    };
+    let steps = crate::compare::run_length(base);
     let grid = axes
         .iter()
         .map(|a| format!("`{}` = {}", a.key, a.values.join(", ")))

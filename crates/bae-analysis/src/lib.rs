@@ -5,6 +5,8 @@
 pub mod compare;
 pub mod eval;
 pub mod export;
+pub mod features;
+pub mod interpret;
 pub mod plots;
 pub mod run;
 pub mod sweep;

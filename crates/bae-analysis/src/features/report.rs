@@ -1,0 +1,1 @@
+//! Static HTML report of a [`super::FeatureReport`] (written by a helper; placeholder).

@@ -7,6 +7,7 @@ mod compare;
 mod eval;
 mod export;
 mod features;
+mod interpret;
 mod run_args;
 mod sweep;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,8 +36,10 @@ enum Command {
     Bench(BenchArgs),
     /// Run SmolLM2 (GGUF) over text and store hidden states as safetensors shards
     Extract(bae_llm::ExtractArgs),
-    /// Feature pages of a trained BAE: the tokens on which features take their rare value
-    Features(FeaturesArgs),
+    /// Feature report of a trained run: samples (top-k by salience), histograms, logit tables; --html for a browsable report
+    Features(features::FeaturesArgs),
+    /// Describe features with a judge model and score them (ComSem, detection), for a run or a compare folder
+    Interpret(interpret::InterpretArgs),
     /// Write a trained run in another tool's format (SAELens 6; a BAE as the "binary" architecture)
     Export(export::ExportArgs),
     /// Judge a trained run on held-out rows: reconstruction, feature statistics, downstream fidelity on the LLM
@@ -45,25 +48,6 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Train and evaluate one model per point of a grid of settings (ablations: table + charts)
     Sweep(sweep::SweepArgs),
-}
-
-#[derive(Args)]
-struct FeaturesArgs {
-    /// run folder written by `bae train` (model.safetensors, config.json, summary.json)
-    #[arg(long)]
-    run: PathBuf,
-    /// extract folder to read (default: the run's training data)
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// GGUF whose tokenizer decodes the token ids
-    #[arg(long, default_value = bae_llm::DEFAULT_MODEL)]
-    model: PathBuf,
-    /// features to show
-    #[arg(long, default_value_t = 12)]
-    n: usize,
-    /// examples per feature
-    #[arg(long, default_value_t = 8)]
-    examples: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -509,6 +493,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench(a).map_err(Failure::Message),
         Command::Extract(a) => extract(a).map_err(Failure::Message),
         Command::Features(a) => features::run(a).map_err(Failure::Message),
+        Command::Interpret(a) => interpret::run(a).map_err(Failure::Message),
         Command::Export(a) => export::run(a).map_err(Failure::Message),
         Command::Eval(a) => eval::run(a).map_err(Failure::Message),
         Command::Compare(a) => install_signal_handlers()

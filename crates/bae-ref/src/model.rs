@@ -134,7 +134,7 @@ pub fn decode<T: Float>(p: &Params<T>, act: &[T], n: usize) -> Vec<T> {
 }
 
 /// Apply the architecture's activation to Z: returns (act, active pattern, gradient mask).
-fn activate<T: Float>(
+pub fn activate<T: Float>(
     z: &[T],
     n: usize,
     dc: usize,

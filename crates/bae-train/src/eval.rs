@@ -170,6 +170,17 @@ fn salience_density(
     Ok(hits.iter().map(|&h| h as f64 / idx.len() as f64).collect())
 }
 
+/// The `top` entries of `order` with the largest `key` (ties to the lower feature index, so a
+/// ranking never depends on the sort), moved to the front and returned (unordered).
+pub fn select_top(order: &mut [usize], top: usize, key: impl Fn(usize) -> f64) -> &[usize] {
+    let top = top.min(order.len());
+    if top == 0 {
+        return &[];
+    }
+    order.select_nth_unstable_by(top - 1, |&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+    &order[..top]
+}
+
 /// Per feature, the number of rows of `idx` for which it is among the row's `SALIENT_TOP` by
 /// |h − μ| (ties to the lower feature index); `done(m)` after each batch of m rows.
 pub fn salience_hits(
@@ -192,10 +203,7 @@ pub fn salience_hits(
         let codes = bae_bits::PackedRows::encode_positive(&z, m, dc);
         for i in 0..m {
             let sal = |j: usize| (if codes.get(i, j) { 1.0 } else { 0.0 } - mu[j]).abs();
-            order.select_nth_unstable_by(top - 1, |&a, &b| {
-                sal(b).total_cmp(&sal(a)).then(a.cmp(&b))
-            });
-            for &j in &order[..top] {
+            for &j in select_top(&mut order, top, sal) {
                 hits[j] += 1;
             }
         }

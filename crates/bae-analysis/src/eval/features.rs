@@ -216,13 +216,7 @@ fn top_by_activation(act: &[f32], m: usize, dc: usize, hits: &mut [u64]) {
     for row in act.chunks(dc).take(m) {
         order.clear();
         order.extend((0..dc).filter(|&j| row[j] != 0.0));
-        let top = SALIENT_TOP.min(order.len());
-        if top == 0 {
-            continue;
-        }
-        // ties go to the lower feature index, so the counts do not depend on the sort
-        order.select_nth_unstable_by(top - 1, |&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-        for &j in &order[..top] {
+        for &j in bae_train::eval::select_top(&mut order, SALIENT_TOP, |j| row[j] as f64) {
             hits[j] += 1;
         }
     }

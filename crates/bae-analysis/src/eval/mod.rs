@@ -65,14 +65,14 @@ pub struct EvalReport {
 pub const EVAL_JSON: &str = "eval.json";
 pub const RATES_SVG: &str = "eval_rates.svg";
 
-fn same_path(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
 }
 
-fn bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }

@@ -5,10 +5,17 @@
 //! The types here are the one definition the sampler fills, `bae interpret` scores and the HTML
 //! report draws; `report.json` in the report folder is this struct serialised.
 
+pub mod context;
+pub mod logits;
 pub mod report;
 pub mod samples;
 
+use crate::TrainedRun;
+use bae_train::RowSource;
+use bae_train::store::ShardStore;
+pub use samples::SampleOptions;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// A feature with fewer samples than this is not interpretable (method.md).
 pub const MIN_SAMPLES: usize = 6;
@@ -130,4 +137,167 @@ pub struct FeatureReport {
     /// baselines ranked by z-scored activation
     pub rescale: bool,
     pub features: Vec<FeatureEntry>,
+}
+
+/// A collected report with what `bae interpret` needs beside it: random corpus tokens (the
+/// detection negatives and the random floor) and the options it was collected with, so a later
+/// command reuses it only when they match. Saved as [`SAMPLES_JSON`] in the run folder.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FeatureSet {
+    pub report: FeatureReport,
+    pub options: SampleOptions,
+    /// `--data`, `--rows` and `--model` as asked (None: the run's data, all held-out rows)
+    pub asked_data: Option<PathBuf>,
+    pub asked_rows: Option<usize>,
+    pub asked_model: PathBuf,
+    pub pool: Vec<Sample>,
+    /// for each pool token, the features whose salient event it carries (sorted)
+    pub pool_events: Vec<Vec<u32>>,
+}
+
+pub const SAMPLES_JSON: &str = "feature_samples.json";
+
+/// Where the samples come from and how they are collected.
+#[derive(Clone, Debug)]
+pub struct FeatureOptions {
+    pub run: PathBuf,
+    /// extract folder of the interpretation corpus (default: the run's data, its held-out rows)
+    pub data: Option<PathBuf>,
+    /// GGUF: tokenizer for the contexts, final norm + unembedding for the logit tables
+    pub model: PathBuf,
+    /// the first N rows of the corpus only
+    pub rows: Option<usize>,
+    pub sample: SampleOptions,
+    pub show_progress: bool,
+}
+
+/// Tokens listed per feature in the promote / suppress tables.
+const LOGIT_TOP: usize = 10;
+
+/// The corpus rows: the run's held-out rows when `data` is its training data, else all rows.
+fn corpus_rows(
+    run: &TrainedRun,
+    store: &ShardStore,
+    data: &Path,
+    limit: Option<usize>,
+) -> Result<(Vec<usize>, String), String> {
+    let n = store.n_rows();
+    let (range, what) = if crate::eval::same_path(data, run.data()) {
+        let split = store.train_rows(run.config.val_split);
+        if split >= n {
+            return Err(format!(
+                "{}: the run trained on every row (--val-split {}): pass --data with held-out text",
+                run.dir.join("config.json").display(),
+                run.config.val_split
+            ));
+        }
+        (split..n, format!("held-out rows {split}..{n} of"))
+    } else {
+        (0..n, format!("all {n} rows of"))
+    };
+    let rows: Vec<usize> = range.take(limit.unwrap_or(usize::MAX)).collect();
+    let what = format!("{} ({} used)", what, rows.len());
+    Ok((rows, what))
+}
+
+/// Runs the sampler over the corpus and fills contexts and logit tables.
+pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
+    let run = TrainedRun::open(&opts.run)?;
+    let data = opts.data.clone().unwrap_or_else(|| run.data().to_path_buf());
+    if !data.is_dir() {
+        return Err(format!(
+            "{}: not a bae extract folder (the report needs the token ids of the text): pass --data with one",
+            data.display()
+        ));
+    }
+    let store = ShardStore::open(&data)?;
+    if store.dim() != run.d() {
+        return Err(format!(
+            "{}: rows are {} wide, the model {} expects {}",
+            data.display(),
+            store.dim(),
+            run.dir.join("model.safetensors").display(),
+            run.d()
+        ));
+    }
+    if !opts.model.is_file() {
+        return Err(format!(
+            "{}: no such model file (bash scripts/setup.sh fetches the default)",
+            opts.model.display()
+        ));
+    }
+    let mut gguf = bae_llm::Gguf::open(&opts.model).map_err(|e| e.to_string())?;
+    let width = gguf.llama_config().map_err(|e| e.to_string())?.d_model;
+    if width != run.d() {
+        return Err(format!(
+            "{}: the model is {width} wide, the autoencoder's activations are {}",
+            opts.model.display(),
+            run.d()
+        ));
+    }
+    let tok = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
+    let (rows, what) = corpus_rows(&run, &store, &data, opts.rows)?;
+    let pb = crate::eval::bar(opts.show_progress, 2 * rows.len() as u64, "rows");
+    let mut got = samples::collect(
+        &run.params,
+        &run.arch,
+        &store,
+        &rows,
+        &opts.sample,
+        &mut |m| pb.inc(m as u64),
+    )?;
+    pb.finish_and_clear();
+    for f in &mut got.features {
+        context::fill(&mut f.samples, &store, &tok)?;
+        context::fill(&mut f.strongest, &store, &tok)?;
+    }
+    context::fill(&mut got.pool, &store, &tok)?;
+    let model = bae_llm::Model::from_gguf(
+        &mut gguf,
+        bae_llm::LoadOptions {
+            n_layers: None,
+            head: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    logits::fill(&mut got.features, &run.params, &model, &tok, LOGIT_TOP)?;
+    let report = FeatureReport {
+        run: run.dir.display().to_string(),
+        arch: run.arch.name().to_string(),
+        model: opts
+            .model
+            .file_name()
+            .map_or_else(|| opts.model.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        corpus: format!("{what} {}", data.display()),
+        rows: got.rows,
+        top_k: opts.sample.top_k,
+        rescale: opts.sample.rescale && !run.arch.is_binary(),
+        features: got.features,
+    };
+    Ok(FeatureSet {
+        report,
+        options: opts.sample.clone(),
+        asked_data: opts.data.clone(),
+        asked_rows: opts.rows,
+        asked_model: opts.model.clone(),
+        pool: got.pool,
+        pool_events: got.pool_events,
+    })
+}
+
+/// The saved samples of `opts.run` if they were collected with the same options.
+pub fn load_samples(opts: &FeatureOptions) -> Option<FeatureSet> {
+    let text = std::fs::read_to_string(opts.run.join(SAMPLES_JSON)).ok()?;
+    let set: FeatureSet = serde_json::from_str(&text).ok()?;
+    (set.options == opts.sample
+        && set.asked_data == opts.data
+        && set.asked_rows == opts.rows
+        && set.asked_model == opts.model)
+        .then_some(set)
+}
+
+pub fn save_samples(run: &Path, set: &FeatureSet) -> Result<(), String> {
+    let path = run.join(SAMPLES_JSON);
+    let json = serde_json::to_vec(set).map_err(|e| format!("{}: {e}", path.display()))?;
+    bae_io::write_atomic(&path, &json).map_err(|e| e.to_string())
 }

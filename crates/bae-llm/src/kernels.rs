@@ -153,11 +153,35 @@ pub fn rope_inplace(
     sin: &[f32],
     scale: f32,
 ) {
+    rope_inplace_from(
+        buf, row_stride, seq, 0, first_col, n_heads, head_dim, cos, sin, scale,
+    );
+}
+
+/// [`rope_inplace`] with row r at position `pos0 + r % seq`: new tokens appended after `pos0`
+/// cached ones (the same arithmetic; `pos0 = 0` is `rope_inplace` bit for bit).
+#[allow(clippy::too_many_arguments)]
+pub fn rope_inplace_from(
+    buf: &mut [f32],
+    row_stride: usize,
+    seq: usize,
+    pos0: usize,
+    first_col: usize,
+    n_heads: usize,
+    head_dim: usize,
+    cos: &[f32],
+    sin: &[f32],
+    scale: f32,
+) {
     let half = head_dim / 2;
+    assert!(
+        (pos0 + seq.min(buf.len() / row_stride.max(1))) * half <= cos.len(),
+        "RoPE position beyond the cos/sin tables"
+    );
     buf.par_chunks_mut(row_stride)
         .enumerate()
         .for_each(|(r, row)| {
-            let pos = r % seq;
+            let pos = pos0 + r % seq;
             let (c, s) = (
                 &cos[pos * half..(pos + 1) * half],
                 &sin[pos * half..(pos + 1) * half],
@@ -222,6 +246,68 @@ pub fn attention(qkv: &[f32], s: &AttnShape, out: &mut [f32]) {
             // (in bounds by the assert above), disjoint from every other task's block, and
             // `out` is not otherwise touched until all tasks are done.
             unsafe { matmul_raw(dst.0.add(b * t * out_w + h * hd), out_w, p, v, false, 1) };
+        },
+    );
+}
+
+/// Layout for [`attention_cached`]: `n_new` queries at positions `past..past + n_new` of one
+/// sequence, against the keys and values of positions `0..past + n_new`.
+pub struct CachedAttnShape {
+    pub past: usize,
+    pub n_new: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Causal grouped-query attention of new tokens over a KV cache (one sequence).
+///
+/// `q` holds the `n_new` query rows (rotated and scaled) with `q_stride` between rows, head h at
+/// columns `h * head_dim..`; `k` and `v` are [past + n_new, n_kv_heads * head_dim] (rotated keys
+/// and values of every position so far, the new ones last); `out` is
+/// [n_new, n_heads * head_dim]. Query i (position `past + i`) sees keys `0..=past + i`.
+/// One rayon task per head, as in [`attention`].
+pub fn attention_cached(
+    q: &[f32],
+    q_stride: usize,
+    k: &[f32],
+    v: &[f32],
+    s: &CachedAttnShape,
+    out: &mut [f32],
+) {
+    let (n, hd) = (s.n_new, s.head_dim);
+    let total = s.past + n;
+    let kv_w = s.n_kv_heads * hd;
+    let out_w = s.n_heads * hd;
+    let rep = s.n_heads / s.n_kv_heads;
+    if n == 0 {
+        return;
+    }
+    assert!(
+        out.len() >= n * out_w
+            && q.len() >= (n - 1) * q_stride + out_w
+            && k.len() >= total * kv_w
+            && v.len() >= total * kv_w,
+        "attention_cached: buffers too small"
+    );
+    let out_ptr = HeadOut(out.as_mut_ptr());
+    (0..s.n_heads).into_par_iter().for_each_init(
+        || vec![0f32; n * total],
+        |scores, h| {
+            let dst = out_ptr;
+            let g = h / rep;
+            let qm = MatRef::strided(&q[h * hd..], n, hd, q_stride);
+            let km = MatRef::strided(&k[g * hd..], total, hd, kv_w);
+            matmul(scores, total, qm, km.t(), false, 1);
+            for (i, row) in scores.chunks_exact_mut(total).enumerate() {
+                causal_softmax_row(row, s.past + i + 1);
+            }
+            let vm = MatRef::strided(&v[g * hd..], total, hd, kv_w);
+            let p = MatRef::new(scores, n, total);
+            // SAFETY: task h writes only columns h*hd..(h+1)*hd of the n rows of `out` (in
+            // bounds by the assert above), disjoint from every other task's columns, and `out`
+            // is not otherwise touched until all tasks are done.
+            unsafe { matmul_raw(dst.0.add(h * hd), out_w, p, vm, false, 1) };
         },
     );
 }

@@ -8,7 +8,10 @@
 //! * [`Gguf`]: metadata and weights; [`LlamaConfig`]: the hyper-parameters.
 //! * [`Tokenizer`]: byte-level BPE rebuilt from the GGUF metadata (llama.cpp "smollm"
 //!   pre-tokenizer: every digit alone, then the GPT-2 regex).
-//! * [`Model`]: `hidden_states(ids, blocks)` and `logits(ids)`.
+//! * [`Model`]: `hidden_states(ids, blocks)` and `logits(ids)`; incremental inference over a
+//!   [`KvCache`] (`new_cache`, `extend`), `generate_greedy`, and `unembed_direction` (the logit
+//!   effect of a residual direction). [`chat_prompt`] / [`chat_stop_ids`]: SmolLM2-Instruct's
+//!   ChatML prompt and its stop tokens.
 //!   **Block convention:** block `b` is the residual stream after layer `b` (0-based), i.e. after
 //!   layers `0..=b`; block 15 is the output of the 16th of 30 layers.
 //! * [`run_extract`] / [`ExtractArgs`]: resumable, memory-bounded extraction to
@@ -19,6 +22,7 @@
 pub mod corpus;
 pub mod error;
 pub mod extract;
+pub mod generate;
 pub mod gguf;
 mod gguf_header;
 pub mod kernels;
@@ -32,7 +36,8 @@ pub use extract::{
     BlockSummary, DEFAULT_MODEL, ExtractArgs, ExtractSummary, SINK_POSITIONS, run_extract,
     tokenize_document,
 };
+pub use generate::{argmax, chat_prompt, chat_stop_ids};
 pub use gguf::{Gguf, LlamaConfig};
-pub use model::{LoadOptions, Model};
+pub use model::{KvCache, LoadOptions, Model};
 pub use shards::{Manifest, OutDtype};
 pub use tokenizer::Tokenizer;

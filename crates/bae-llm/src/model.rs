@@ -15,7 +15,10 @@ use candle_core::Tensor;
 
 use crate::error::{LlmError, Result};
 use crate::gguf::{Gguf, LlamaConfig};
-use crate::kernels::{AttnShape, MatRef, attention, matmul, rms_norm, rope_inplace, swiglu};
+use crate::kernels::{
+    AttnShape, CachedAttnShape, MatRef, attention, attention_cached, matmul, rms_norm,
+    rope_inplace_from, swiglu,
+};
 
 /// One transformer layer's weights as row-major f32, transposed to [in, out] and fused.
 struct Layer {
@@ -56,6 +59,63 @@ pub struct Model {
     /// cos and sin tables [context_length, head_dim / 2]
     rope_cos: Vec<f32>,
     rope_sin: Vec<f32>,
+}
+
+/// Rotated keys and values of one layer, [len, n_kv_heads * head_dim] each, row-major.
+#[derive(Clone, Debug, Default)]
+struct LayerKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// The keys (after RoPE) and values of every token run so far through [`Model::extend`], per
+/// layer, so that the next tokens need not recompute them.
+///
+/// Holds at most the model's context length of tokens ([`KvCache::capacity`]); extending
+/// beyond it is an error. Memory grows with use: 2 x layers x len x n_kv_heads x head_dim f32
+/// (SmolLM2-135M: 46 KiB per token). Clone it to branch from a shared prefix, or
+/// [`KvCache::truncate`] it to go back to one.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    len: usize,
+    /// n_kv_heads * head_dim
+    kv_width: usize,
+    capacity: usize,
+}
+
+impl KvCache {
+    /// Number of tokens cached (the position the next token will take).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most tokens the cache can hold: the model's context length.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Keeps the first `n` tokens and drops the rest (no-op when `n >= len`), e.g. to reuse a
+    /// shared prompt prefix for another continuation.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len {
+            return;
+        }
+        for l in &mut self.layers {
+            l.k.truncate(n * self.kv_width);
+            l.v.truncate(n * self.kv_width);
+        }
+        self.len = n;
+    }
+
+    /// Drops every token.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -207,6 +267,100 @@ impl Model {
         Ok(self.head_logits(&mut fwd))
     }
 
+    /// An empty KV cache for [`Self::extend`].
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: vec![LayerKv::default(); self.layers.len()],
+            len: 0,
+            kv_width: self.cfg.n_kv_heads * self.cfg.head_dim,
+            capacity: self.cfg.context_length,
+        }
+    }
+
+    /// Runs `ids` as the next tokens of the sequence in `cache` (positions `cache.len()..`),
+    /// appends their keys and values to it, and returns the logits [vocab] of the last of them.
+    ///
+    /// Each new token attends to every cached token and, causally, to the new ones before it,
+    /// so running a sequence in one call or in any split gives the same logits as
+    /// [`Self::logits`] at that position (up to float summation order). The final norm and the
+    /// head run on the last token only. Needs all layers and the head loaded. Errors (nothing
+    /// is changed) on an empty `ids`, an id outside the vocabulary, a cache of another model, or
+    /// more tokens in all than the context length.
+    pub fn extend(&self, cache: &mut KvCache, ids: &[u32]) -> Result<Vec<f32>> {
+        self.check_full()?;
+        let kv_w = self.cfg.n_kv_heads * self.cfg.head_dim;
+        if cache.layers.len() != self.layers.len() || cache.kv_width != kv_w {
+            return Err(LlmError::Input(
+                "KV cache was made by another model (layers or width differ)".into(),
+            ));
+        }
+        if ids.is_empty() {
+            return Err(LlmError::Input(
+                "no token ids to extend the cache with".into(),
+            ));
+        }
+        let (past, n) = (cache.len, ids.len());
+        let limit = self.cfg.context_length.min(cache.capacity);
+        if past + n > limit {
+            return Err(LlmError::Input(format!(
+                "{past} cached + {n} new tokens exceed the context length {limit}"
+            )));
+        }
+        let mut fwd = Forward::new(self, ids, 1, n)?;
+        for (layer, kv) in self.layers.iter().zip(&mut cache.layers) {
+            fwd.layer_cached(layer, kv, past);
+        }
+        cache.len = past + n;
+        let d = self.cfg.d_model;
+        Ok(self.head_logits_row(&fwd.x[(n - 1) * d..]))
+    }
+
+    /// The logit effect of a residual-stream direction: `W_U (norm_weight ⊙ dir)`, [vocab].
+    ///
+    /// The final RMSNorm's weight is applied elementwise but there is no normalisation (by the
+    /// direction's or any stream's norm); `W_U` is the output head, or the token embedding when
+    /// the head is tied. Needs the model loaded with its head.
+    pub fn unembed_direction(&self, dir: &[f32]) -> Result<Vec<f32>> {
+        let head = self
+            .head
+            .as_ref()
+            .ok_or_else(|| LlmError::Input("model loaded without its output head".into()))?;
+        let d = self.cfg.d_model;
+        if dir.len() != d {
+            return Err(LlmError::Input(format!(
+                "direction has {} values, the model's width is {d}",
+                dir.len()
+            )));
+        }
+        let h: Vec<f32> = dir.iter().zip(&head.norm).map(|(x, w)| x * w).collect();
+        Ok(self.unembed(&h))
+    }
+
+    /// `W_U h` for one row `h` [d_model].
+    fn unembed(&self, h: &[f32]) -> Vec<f32> {
+        let head = self.head.as_ref().expect("checked by the caller");
+        let (d, v) = (self.cfg.d_model, self.cfg.vocab_size);
+        let w = head.weight.as_deref().unwrap_or(&self.embed);
+        let mut logits = vec![0f32; v];
+        matmul(
+            &mut logits,
+            v,
+            MatRef::new(h, 1, d),
+            MatRef::new(w, v, d).t(),
+            false,
+            rayon::current_num_threads(),
+        );
+        logits
+    }
+
+    /// Final norm and head of one residual row [d_model].
+    fn head_logits_row(&self, x: &[f32]) -> Vec<f32> {
+        let head = self.head.as_ref().expect("checked by check_full");
+        let mut h = vec![0f32; x.len()];
+        rms_norm(x, &head.norm, self.cfg.rms_eps, &mut h);
+        self.unembed(&h)
+    }
+
     fn check_full(&self) -> Result<()> {
         if self.head.is_none() {
             return Err(LlmError::Input(
@@ -316,7 +470,49 @@ impl<'m> Forward<'m> {
     /// x <- x + attn(norm(x)); x <- x + mlp(norm(x))
     fn layer(&mut self, l: &Layer) {
         let c = &self.model.cfg;
-        let (m, d, f) = (self.batch * self.seq, c.d_model, c.d_ffn);
+        self.project_qkv(l, 0);
+        let shape = AttnShape {
+            batch: self.batch,
+            seq: self.seq,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+        };
+        attention(&self.qkv, &shape, &mut self.attn);
+        self.finish_layer(l);
+    }
+
+    /// [`Self::layer`] for one sequence of new tokens at positions `past..`: `past` tokens are
+    /// already in `kv`; the new rotated keys and values are appended to it and every new
+    /// query attends to all cached positions and, causally, to the new ones.
+    fn layer_cached(&mut self, l: &Layer, kv: &mut LayerKv, past: usize) {
+        debug_assert_eq!(self.batch, 1);
+        let c = &self.model.cfg;
+        let (nh, nkv, hd) = (c.n_heads, c.n_kv_heads, c.head_dim);
+        let qkv_w = (nh + 2 * nkv) * hd;
+        let kv_w = nkv * hd;
+        self.project_qkv(l, past);
+        kv.k.truncate(past * kv_w);
+        kv.v.truncate(past * kv_w);
+        for row in self.qkv.chunks_exact(qkv_w) {
+            kv.k.extend_from_slice(&row[nh * hd..nh * hd + kv_w]);
+            kv.v.extend_from_slice(&row[nh * hd + kv_w..]);
+        }
+        let shape = CachedAttnShape {
+            past,
+            n_new: self.seq,
+            n_heads: nh,
+            n_kv_heads: nkv,
+            head_dim: hd,
+        };
+        attention_cached(&self.qkv, qkv_w, &kv.k, &kv.v, &shape, &mut self.attn);
+        self.finish_layer(l);
+    }
+
+    /// h = norm(x); qkv = h Wqkv; RoPE on Q (scaled) and K, row r at position `pos0 + r % seq`.
+    fn project_qkv(&mut self, l: &Layer, pos0: usize) {
+        let c = &self.model.cfg;
+        let (m, d) = (self.batch * self.seq, c.d_model);
         let (nh, nkv, hd) = (c.n_heads, c.n_kv_heads, c.head_dim);
         let qkv_w = (nh + 2 * nkv) * hd;
         let th = rayon::current_num_threads();
@@ -333,11 +529,23 @@ impl<'m> Forward<'m> {
         );
         // Q gets the 1/sqrt(head_dim) score scale folded in (a power of two here: exact).
         let q_scale = 1.0 / (hd as f32).sqrt();
-        rope_inplace(&mut self.qkv, qkv_w, self.seq, 0, nh, hd, cos, sin, q_scale);
-        rope_inplace(
+        rope_inplace_from(
             &mut self.qkv,
             qkv_w,
             self.seq,
+            pos0,
+            0,
+            nh,
+            hd,
+            cos,
+            sin,
+            q_scale,
+        );
+        rope_inplace_from(
+            &mut self.qkv,
+            qkv_w,
+            self.seq,
+            pos0,
             nh * hd,
             nkv,
             hd,
@@ -345,19 +553,19 @@ impl<'m> Forward<'m> {
             sin,
             1.0,
         );
-        let shape = AttnShape {
-            batch: self.batch,
-            seq: self.seq,
-            n_heads: nh,
-            n_kv_heads: nkv,
-            head_dim: hd,
-        };
-        attention(&self.qkv, &shape, &mut self.attn);
+    }
+
+    /// x += attn Wo; x += swiglu(norm(x) Wgate, norm(x) Wup) Wdown
+    fn finish_layer(&mut self, l: &Layer) {
+        let c = &self.model.cfg;
+        let (m, d, f) = (self.batch * self.seq, c.d_model, c.d_ffn);
+        let nh_hd = c.n_heads * c.head_dim;
+        let th = rayon::current_num_threads();
         matmul(
             &mut self.x,
             d,
-            MatRef::new(&self.attn, m, nh * hd),
-            MatRef::new(&l.wo, nh * hd, d),
+            MatRef::new(&self.attn, m, nh_hd),
+            MatRef::new(&l.wo, nh_hd, d),
             true,
             th,
         );

@@ -4,8 +4,12 @@
 mod common;
 
 use std::path::PathBuf;
+use std::time::Instant;
 
-use bae_llm::{ExtractArgs, Gguf, LoadOptions, Model, Tokenizer};
+use bae_llm::generate::SMOLLM2_DEFAULT_SYSTEM;
+use bae_llm::{
+    ExtractArgs, Gguf, LoadOptions, Model, Tokenizer, argmax, chat_prompt, chat_stop_ids,
+};
 
 /// The model, loaded once for all tests.
 struct Real {
@@ -31,6 +35,22 @@ fn main() {
         (
             "extract_small_slice_of_the_corpus",
             extract_small_slice_of_the_corpus,
+        ),
+        (
+            "chat_prompt_matches_the_gguf_template",
+            chat_prompt_matches_the_gguf_template,
+        ),
+        (
+            "greedy_chat_answer_names_paris",
+            greedy_chat_answer_names_paris,
+        ),
+        (
+            "unembed_direction_matches_a_plain_computation",
+            unembed_direction_matches_a_plain_computation,
+        ),
+        (
+            "kv_cache_prefill_and_decode_timing",
+            kv_cache_prefill_and_decode_timing,
         ),
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -231,4 +251,221 @@ fn extract_small_slice_of_the_corpus(r: &Real) {
     let n = norms(&rows, 576);
     let max = n.iter().cloned().fold(0.0f32, f32::max);
     assert!(max < 1000.0, "sink rows must be gone, max norm {max}");
+}
+
+const FRANCE: &str = "What is the capital of France?";
+
+fn chat_prompt_matches_the_gguf_template(r: &Real) {
+    let g = Gguf::open(&r.path).unwrap();
+    let template = g.meta_str("tokenizer.chat_template").unwrap();
+    // the pieces chat_prompt reproduces, as the Jinja template spells them
+    for piece in [
+        "{% if loop.first and messages[0]['role'] != 'system' %}",
+        &format!("{{{{ '<|im_start|>system\n{SMOLLM2_DEFAULT_SYSTEM}<|im_end|>\n' }}}}"),
+        "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}",
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+    ] {
+        assert!(
+            template.contains(piece),
+            "template lacks {piece:?}:\n{template}"
+        );
+    }
+    let start = r.tok.token_id("<|im_start|>").unwrap();
+    let end = r.tok.token_id("<|im_end|>").unwrap();
+    assert_eq!(
+        (start, end),
+        (1, 2),
+        "SmolLM2's ids for <|im_start|>, <|im_end|>"
+    );
+    let ids = chat_prompt(&r.tok, &[("user", FRANCE)]).unwrap();
+    assert_eq!(
+        r.tok.decode(&ids),
+        format!(
+            "<|im_start|>system\n{SMOLLM2_DEFAULT_SYSTEM}<|im_end|>\n<|im_start|>user\n{FRANCE}\
+             <|im_end|>\n<|im_start|>assistant\n"
+        )
+    );
+    assert_eq!(ids.iter().filter(|&&i| i == start).count(), 3);
+    assert_eq!(ids[0], start);
+    let gen_prompt: Vec<u32> = std::iter::once(start)
+        .chain(r.tok.encode("assistant\n"))
+        .collect();
+    assert!(ids.ends_with(&gen_prompt), "{ids:?}");
+    println!("  chat prompt: {} tokens {ids:?}", ids.len());
+    assert_eq!(
+        chat_stop_ids(&r.tok),
+        vec![2],
+        "<|im_end|> is also the EOS id"
+    );
+}
+
+fn greedy_chat_answer_names_paris(r: &Real) {
+    let prompt = chat_prompt(&r.tok, &[("user", FRANCE)]).unwrap();
+    let stop = chat_stop_ids(&r.tok);
+    let mut cache = r.model.new_cache();
+    let t = Instant::now();
+    let out = r
+        .model
+        .generate_greedy(&mut cache, &prompt, 16, &stop)
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let text = r.tok.decode(&out);
+    println!(
+        "  greedy answer ({} tokens, {secs:.2} s): {text:?} {out:?}",
+        out.len()
+    );
+    assert!(text.contains("Paris"), "{text:?}");
+    // it ended on <|im_end|> well before the limit ("The capital of France is Paris." when this
+    // was written)
+    assert!(out.len() < 16, "no stop token: {text:?}");
+    let mut again = r.model.new_cache();
+    assert_eq!(
+        r.model
+            .generate_greedy(&mut again, &prompt, 16, &stop)
+            .unwrap(),
+        out
+    );
+    // the first tokens equal the brute-force argmax of the full forward pass
+    let v = r.model.config().vocab_size;
+    let mut seq = prompt.clone();
+    for (i, &tok) in out.iter().take(6).enumerate() {
+        let logits = r.model.logits(&seq, 1, seq.len()).unwrap();
+        assert_eq!(argmax(&logits[(seq.len() - 1) * v..]), tok, "token {i}");
+        seq.push(tok);
+    }
+    // and the cache went on to hold the prompt and the answer
+    assert_eq!(cache.len(), prompt.len() + out.len());
+}
+
+fn unembed_direction_matches_a_plain_computation(r: &Real) {
+    let mut g = Gguf::open(&r.path).unwrap();
+    let (v, d) = (r.model.config().vocab_size, r.model.config().d_model);
+    let embed = g.tensor_f32("token_embd.weight", &[v, d]).unwrap();
+    let embed = embed.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let norm = g.tensor_f32("output_norm.weight", &[d]).unwrap();
+    let norm = norm.to_vec1::<f32>().unwrap();
+    assert!(!g.has_tensor("output.weight"), "SmolLM2's head is tied");
+    let paris = r.tok.encode(" Paris");
+    assert_eq!(paris.len(), 1);
+    let p = paris[0] as usize;
+    let dir = &embed[p * d..(p + 1) * d];
+    let got = r.model.unembed_direction(dir).unwrap();
+    assert_eq!(got.len(), v);
+    let want: Vec<f64> = (0..v)
+        .map(|t| {
+            (0..d)
+                .map(|j| embed[t * d + j] as f64 * norm[j] as f64 * dir[j] as f64)
+                .sum()
+        })
+        .collect();
+    let scale = want.iter().map(|x| x.abs()).fold(1.0, f64::max);
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0.0, f64::max);
+    assert!(err <= 1e-5 * scale, "err {err} scale {scale}");
+    let top: Vec<String> = {
+        let mut idx: Vec<usize> = (0..v).collect();
+        idx.sort_by(|&a, &b| got[b].total_cmp(&got[a]));
+        idx[..5]
+            .iter()
+            .map(|&i| r.tok.decode(&[i as u32]))
+            .collect()
+    };
+    println!("  unembed(embed(' Paris')) top 5: {top:?} (max err {err:.2e}, scale {scale:.1})");
+
+    // the head on the final residual row, written as unembed_direction of the normalised row,
+    // gives the model's logits
+    let ids = r.tok.encode("The capital of France is");
+    let n = ids.len();
+    let x = r.model.hidden_states(&ids, 1, n, &[29]).unwrap().remove(0);
+    let last = &x[(n - 1) * d..];
+    let eps = r.model.config().rms_eps;
+    let inv = 1.0 / (last.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt();
+    let scaled: Vec<f32> = last.iter().map(|v| v * inv).collect();
+    let via_dir = r.model.unembed_direction(&scaled).unwrap();
+    let logits = r.model.logits(&ids, 1, n).unwrap();
+    let want = &logits[(n - 1) * v..];
+    let scale = want.iter().map(|x| x.abs()).fold(1.0, f32::max);
+    let err = via_dir
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(err <= 1e-4 * scale, "err {err} scale {scale}");
+    assert_eq!(r.tok.decode(&[argmax(&via_dir)]), " Paris");
+}
+
+fn kv_cache_prefill_and_decode_timing(r: &Real) {
+    let text = "Fellow-Citizens of the Senate and House of Representatives: I embrace with great \
+                satisfaction the opportunity which now presents itself of congratulating you on the \
+                present favorable prospects of our public affairs. The recent accession of the \
+                important State of North Carolina to the Constitution of the United States (of \
+                which official information has been received), the rising credit and respectability \
+                of our country, the general and increasing good will toward the Government of the \
+                Union, and the concord, peace, and plenty with which we are blessed are \
+                circumstances auspicious in an eminent degree to our national prosperity. ";
+    let ids: Vec<u32> = r.tok.encode(&text.repeat(6));
+    assert!(ids.len() >= 400);
+    let ids = &ids[..400];
+    let v = r.model.config().vocab_size;
+    let th = rayon::current_num_threads();
+
+    let mut prefill = f64::INFINITY;
+    let mut cache = r.model.new_cache();
+    let mut last = Vec::new();
+    for _ in 0..2 {
+        cache.clear();
+        let t = Instant::now();
+        last = r.model.extend(&mut cache, ids).unwrap();
+        prefill = prefill.min(t.elapsed().as_secs_f64());
+    }
+    let t = Instant::now();
+    let full = r.model.logits(ids, 1, 400).unwrap();
+    let full_secs = t.elapsed().as_secs_f64();
+    let want = &full[399 * v..];
+    let scale = want.iter().map(|x| x.abs()).fold(1.0, f32::max);
+    let err = last
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        err <= 1e-4 * scale,
+        "prefill vs full logits: err {err} scale {scale}"
+    );
+
+    // decode 32 tokens after the 400-token prefix
+    let n_dec = 32;
+    let t = Instant::now();
+    let mut next = argmax(&last);
+    for _ in 0..n_dec {
+        let l = r.model.extend(&mut cache, &[next]).unwrap();
+        next = argmax(&l);
+    }
+    let per_tok = t.elapsed().as_secs_f64() / n_dec as f64;
+    assert_eq!(cache.len(), 400 + n_dec);
+    // after truncating back to the prompt, the same first decode step again
+    cache.truncate(400);
+    let again = r.model.extend(&mut cache, &[argmax(&last)]).unwrap();
+    let mut seq = ids.to_vec();
+    seq.push(argmax(&last));
+    let full2 = r.model.logits(&seq, 1, 401).unwrap();
+    let want2 = &full2[400 * v..];
+    let err2 = again
+        .iter()
+        .zip(want2)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(err2 <= 1e-4 * scale, "decode after truncate: err {err2}");
+    println!(
+        "  {th} threads: prefill of 400 tokens {:.0} ms (best of 2; Model::logits over the same \
+         400 tokens {:.0} ms), decode {:.1} ms/token ({:.1} tokens/s) at positions 400..432; \
+         max |diff| vs full logits {err:.2e} (max |logit| {scale:.1})",
+        prefill * 1e3,
+        full_secs * 1e3,
+        per_tok * 1e3,
+        1.0 / per_tok
+    );
 }

@@ -336,16 +336,42 @@ impl Model {
         Ok(self.unembed(&h))
     }
 
+    /// [`Self::unembed_direction`] of `n` directions at once (`dirs` is [n, d_model] row-major):
+    /// one matrix product instead of n passes over the unembedding. Returns [n, vocab].
+    pub fn unembed_directions(&self, dirs: &[f32], n: usize) -> Result<Vec<f32>> {
+        let head = self
+            .head
+            .as_ref()
+            .ok_or_else(|| LlmError::Input("model loaded without its output head".into()))?;
+        let d = self.cfg.d_model;
+        if dirs.len() != n * d {
+            return Err(LlmError::Input(format!(
+                "{} values for {n} directions of width {d}",
+                dirs.len()
+            )));
+        }
+        let h: Vec<f32> = dirs
+            .chunks(d)
+            .flat_map(|row| row.iter().zip(&head.norm).map(|(x, w)| x * w))
+            .collect();
+        Ok(self.unembed_rows(&h, n))
+    }
+
     /// `W_U h` for one row `h` [d_model].
     fn unembed(&self, h: &[f32]) -> Vec<f32> {
+        self.unembed_rows(h, 1)
+    }
+
+    /// `W_U h` for each of the `n` rows of `h` [n, d_model].
+    fn unembed_rows(&self, h: &[f32], n: usize) -> Vec<f32> {
         let head = self.head.as_ref().expect("checked by the caller");
         let (d, v) = (self.cfg.d_model, self.cfg.vocab_size);
         let w = head.weight.as_deref().unwrap_or(&self.embed);
-        let mut logits = vec![0f32; v];
+        let mut logits = vec![0f32; n * v];
         matmul(
             &mut logits,
             v,
-            MatRef::new(h, 1, d),
+            MatRef::new(h, n, d),
             MatRef::new(w, v, d).t(),
             false,
             rayon::current_num_threads(),

@@ -338,6 +338,14 @@ fn unembed_direction_is_the_head_applied_to_the_weighted_direction() {
     assert_close(&got2, &doubled, "linearity");
     let e = m.unembed_direction(&[1.0; 5]).unwrap_err().to_string();
     assert!(e.contains("width is 32"), "{e}");
+    // three at once: the same rows as one at a time
+    let dirs: Vec<f32> = [dir_v.clone(), twice.clone(), noise(d, 52, 1.0)].concat();
+    let batch = m.unembed_directions(&dirs, 3).unwrap();
+    for (k, row) in dirs.chunks(d).enumerate() {
+        let one = m.unembed_direction(row).unwrap();
+        assert_close(&batch[k * v..(k + 1) * v], &one, "unembed_directions row");
+    }
+    assert!(m.unembed_directions(&dirs, 2).is_err());
 }
 
 #[test]

@@ -24,10 +24,9 @@ pub fn fill(
             let row = &params.w_dec[f.feature * d..(f.feature + 1) * d];
             dirs.extend(row.iter().map(|&w| sign * w));
         }
-        let mut logits = Vec::new();
-        for dir in dirs.chunks(d) {
-            logits.extend(model.unembed_direction(dir).map_err(|e| e.to_string())?);
-        }
+        let logits = model
+            .unembed_directions(&dirs, group.len())
+            .map_err(|e| e.to_string())?;
         let vocab = logits.len() / group.len().max(1);
         for (f, l) in group.iter_mut().zip(logits.chunks(vocab)) {
             let (promotes, suppresses) = extremes(l, top);
@@ -71,7 +70,7 @@ mod tests {
         assert_eq!(lo, vec![(1, -2.0), (4, -2.0)]);
         let (hi, lo) = extremes(&l, 10);
         assert_eq!(hi.len(), 6);
-        assert_eq!(hi[5], (1, -2.0));
+        assert_eq!(hi[4..], [(1, -2.0), (4, -2.0)]);
         assert_eq!(lo[0], (1, -2.0));
     }
 }

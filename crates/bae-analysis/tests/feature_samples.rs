@@ -19,7 +19,9 @@ fn setup(seed: u64) -> (Params<f32>, MemoryRows) {
     for (j, b) in p.b_enc.iter_mut().enumerate() {
         *b += (j as f32 / DC as f32 - 0.6) * 2.5;
     }
-    let data: Vec<f32> = (0..N * D).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    let data: Vec<f32> = (0..N * D)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
     let rows = MemoryRows {
         d: D,
         data,
@@ -98,7 +100,7 @@ fn check(arch: Arch, rescale: bool, top_k: usize) {
     };
     let event = |i: usize, j: usize| active(i, j) == rare[j];
     let mut first: Vec<Vec<usize>> = vec![Vec::new(); DC];
-    let mut hits = vec![0u64; DC];
+    let mut hits = [0u64; DC];
     let mut strengths: Vec<Vec<(f32, usize)>> = vec![Vec::new(); DC];
     for i in 0..N {
         let mut cand: Vec<usize> = (0..DC).filter(|&j| binary || active(i, j)).collect();
@@ -110,7 +112,11 @@ fn check(arch: Arch, rescale: bool, top_k: usize) {
                 first[j].push(i);
             }
             let s = if binary {
-                if rare[j] { z[i * DC + j] } else { -z[i * DC + j] }
+                if rare[j] {
+                    z[i * DC + j]
+                } else {
+                    -z[i * DC + j]
+                }
             } else {
                 a[i * DC + j]
             };
@@ -158,13 +164,19 @@ fn check(arch: Arch, rescale: bool, top_k: usize) {
     }
     check_pool(&got, &event);
     if binary {
-        assert!(got.features.iter().any(|f| f.rare_value == 0), "no inverted feature in the case");
+        assert!(
+            got.features.iter().any(|f| f.rare_value == 0),
+            "no inverted feature in the case"
+        );
     }
     assert!(rare_rates.iter().any(|&r| r > 0.0 && r < 0.2));
 }
 
+/// One feature's choices: first rows, strongest rows, hits, partners, histogram counts.
+type Choice = (Vec<usize>, Vec<usize>, u64, Vec<(usize, u64)>, Vec<u64>);
+
 /// Everything the sampler chose, without the floats: rows of the samples, counts, partners.
-fn choices(c: &Collected) -> Vec<(Vec<usize>, Vec<usize>, u64, Vec<(usize, u64)>, Vec<u64>)> {
+fn choices(c: &Collected) -> Vec<Choice> {
     c.features
         .iter()
         .map(|f| {
@@ -213,12 +225,27 @@ fn relu_samples_match_brute_force() {
 #[test]
 fn topk_samples_match_brute_force() {
     check(Arch::TopK { k: 5, l1: 0.0 }, false, 4);
-    check(Arch::JumpRelu { theta: 0.1, l1: 0.0 }, true, 2);
+    check(
+        Arch::JumpRelu {
+            theta: 0.1,
+            l1: 0.0,
+        },
+        true,
+        2,
+    );
 }
 
 #[test]
 fn empty_corpus_is_one_line() {
     let (p, rows) = setup(1);
-    let e = collect(&p, &bae(), &rows, &[], &SampleOptions::default(), &mut |_| {}).unwrap_err();
+    let e = collect(
+        &p,
+        &bae(),
+        &rows,
+        &[],
+        &SampleOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert_eq!(e, "the interpretation corpus is empty");
 }

@@ -100,7 +100,9 @@ impl Judge for Scripted {
 fn set() -> FeatureSet {
     let cat = ["cat"; 13];
     let mut half = vec!["bird"; 5];
-    half.extend(["bird", "fish", "bird", "fish", "bird", "fish", "bird", "fish"]);
+    half.extend([
+        "bird", "fish", "bird", "fish", "bird", "fish", "bird", "fish",
+    ]);
     let features = vec![
         feature(0, &cat),
         feature(1, &half),
@@ -175,7 +177,13 @@ fn scores_match_the_scripted_answers() {
     assert!(by(2).interpretation.is_none());
     assert!(by(2).why_not.as_ref().unwrap().contains("5 samples"));
     // feature 3: a vague answer is no description; 4: the judge failed; 5: malformed verdicts
-    assert!(by(3).why_not.as_ref().unwrap().contains("no specific description"));
+    assert!(
+        by(3)
+            .why_not
+            .as_ref()
+            .unwrap()
+            .contains("no specific description")
+    );
     assert!(by(4).why_not.as_ref().unwrap().contains("failed"));
     let f5 = by(5).interpretation.as_ref().unwrap();
     assert_eq!(f5.description, "odd things");

@@ -16,7 +16,7 @@ pub use adam::{Adam, AdamConfig};
 pub use arch::{Arch, Estimator};
 pub use float::Float;
 pub use model::{
-    Backward, Forward, Losses, Step, StepOptions, activate, batch_variance_sum, column_sums, decode,
-    encode_pre, forward, mse, step, step_with,
+    Backward, Forward, Losses, Step, StepOptions, activate, batch_variance_sum, column_sums,
+    decode, encode_pre, forward, mse, step, step_with,
 };
 pub use params::{PARAM_NAMES, Params};

@@ -43,8 +43,11 @@ pub fn fill(
     Ok(())
 }
 
+/// Token ids with their logit effect.
+pub type Ranked = Vec<(usize, f32)>;
+
 /// The `top` largest (descending) and smallest (ascending) entries of `l`, ties to the lower id.
-pub fn extremes(l: &[f32], top: usize) -> (Vec<(usize, f32)>, Vec<(usize, f32)>) {
+pub fn extremes(l: &[f32], top: usize) -> (Ranked, Ranked) {
     let mut ids: Vec<usize> = (0..l.len()).collect();
     let hi: Vec<usize> = bae_train::eval::select_top(&mut ids, top, |i| l[i] as f64).to_vec();
     let lo: Vec<usize> = bae_train::eval::select_top(&mut ids, top, |i| -(l[i] as f64)).to_vec();
@@ -53,7 +56,7 @@ pub fn extremes(l: &[f32], top: usize) -> (Vec<(usize, f32)>, Vec<(usize, f32)>)
             let o = l[a].total_cmp(&l[b]);
             (if desc { o.reverse() } else { o }).then(a.cmp(&b))
         });
-        v.into_iter().map(|i| (i, l[i])).collect::<Vec<_>>()
+        v.into_iter().map(|i| (i, l[i])).collect::<Ranked>()
     };
     (sorted(hi, true), sorted(lo, false))
 }

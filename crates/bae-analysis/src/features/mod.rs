@@ -196,14 +196,17 @@ fn corpus_rows(
         (0..n, format!("all {n} rows of"))
     };
     let rows: Vec<usize> = range.take(limit.unwrap_or(usize::MAX)).collect();
-    let what = format!("{} ({} used)", what, rows.len());
+    let what = format!("{what} {} ({} used)", data.display(), rows.len());
     Ok((rows, what))
 }
 
 /// Runs the sampler over the corpus and fills contexts and logit tables.
 pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
     let run = TrainedRun::open(&opts.run)?;
-    let data = opts.data.clone().unwrap_or_else(|| run.data().to_path_buf());
+    let data = opts
+        .data
+        .clone()
+        .unwrap_or_else(|| run.data().to_path_buf());
     if !data.is_dir() {
         return Err(format!(
             "{}: not a bae extract folder (the report needs the token ids of the text): pass --data with one",
@@ -264,11 +267,11 @@ pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
     let report = FeatureReport {
         run: run.dir.display().to_string(),
         arch: run.arch.name().to_string(),
-        model: opts
-            .model
-            .file_name()
-            .map_or_else(|| opts.model.display().to_string(), |n| n.to_string_lossy().into_owned()),
-        corpus: format!("{what} {}", data.display()),
+        model: opts.model.file_name().map_or_else(
+            || opts.model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        corpus: what,
         rows: got.rows,
         top_k: opts.sample.top_k,
         rescale: opts.sample.rescale && !run.arch.is_binary(),

@@ -300,7 +300,11 @@ impl Pass2 {
                 let (lo, hi) = (self.lo[j], self.hi[j]);
                 let bins = h.len();
                 for i in 0..m {
-                    let v = if binary { z[i * dc + j] } else { act[i * dc + j] };
+                    let v = if binary {
+                        z[i * dc + j]
+                    } else {
+                        act[i * dc + j]
+                    };
                     if !binary && v == 0.0 {
                         *zeros += 1;
                         continue;
@@ -441,10 +445,11 @@ fn draw_pool(
     rare_value: &[u8],
 ) -> Result<(Vec<Sample>, Vec<Vec<u32>>), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x706f_6f6c);
-    let mut rows: Vec<usize> = rand::seq::index::sample(&mut rng, idx.len(), opts.pool.min(idx.len()))
-        .into_iter()
-        .map(|k| idx[k])
-        .collect();
+    let mut rows: Vec<usize> =
+        rand::seq::index::sample(&mut rng, idx.len(), opts.pool.min(idx.len()))
+            .into_iter()
+            .map(|k| idx[k])
+            .collect();
     rows.sort_unstable();
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -467,7 +472,12 @@ fn draw_pool(
         })
         .collect();
     let pool_events = (0..m)
-        .map(|i| (0..dc).filter(|&j| events.get(i, j)).map(|j| j as u32).collect())
+        .map(|i| {
+            (0..dc)
+                .filter(|&j| events.get(i, j))
+                .map(|j| j as u32)
+                .collect()
+        })
         .collect();
     Ok((pool, pool_events))
 }

@@ -42,9 +42,10 @@ impl LocalJudge {
             .map_err(|e| format!("{}: not a chat model: {e}", path.display()))?;
         let stop = bae_llm::chat_stop_ids(&tok);
         let cache = model.new_cache();
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         Ok(LocalJudge {
             model,
             tok,

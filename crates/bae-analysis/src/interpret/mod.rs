@@ -160,10 +160,12 @@ pub fn planned_requests(set: &FeatureSet, opts: &InterpretOptions) -> Result<Vec
         out.push(prompts::describe(&f.samples[..opts.describe_n]));
         let end = (opts.describe_n + opts.verify_n).min(f.samples.len());
         let stand_in = "a short description of the feature";
-        for s in f.samples[opts.describe_n..end]
-            .iter()
-            .chain(&negatives(set, j, opts.negatives_n, opts.seed))
-        {
+        for s in f.samples[opts.describe_n..end].iter().chain(&negatives(
+            set,
+            j,
+            opts.negatives_n,
+            opts.seed,
+        )) {
             out.push(prompts::verify(stand_in, s));
         }
     }
@@ -274,7 +276,13 @@ pub fn interpret(
         });
         scored.push(s);
     }
-    let headline = headline(feats.len(), &scored, opts.threshold, &stats, malformed_total);
+    let headline = headline(
+        feats.len(),
+        &scored,
+        opts.threshold,
+        &stats,
+        malformed_total,
+    );
     let report = &set.report;
     Ok((
         InterpretResult {

@@ -133,8 +133,18 @@ pub fn verify(description: &str, sample: &Sample) -> Request {
 
 /// Words that make a description over-general: an answer made only of them is rejected.
 const VAGUE: [&str; 12] = [
-    "word", "words", "token", "tokens", "text", "various", "things", "language", "general",
-    "misc", "miscellaneous", "none",
+    "word",
+    "words",
+    "token",
+    "tokens",
+    "text",
+    "various",
+    "things",
+    "language",
+    "general",
+    "misc",
+    "miscellaneous",
+    "none",
 ];
 
 /// The description in a judge's answer: its first non-empty line without list marks, quotes or
@@ -228,11 +238,21 @@ mod tests {
         };
         assert_eq!(snippet(&s), "the 5<<th>> of May");
         let a = verify("ordinal suffixes", &s);
-        let b = verify("ordinal suffixes", &Sample { row: 9, ..s.clone() });
+        let b = verify(
+            "ordinal suffixes",
+            &Sample {
+                row: 9,
+                ..s.clone()
+            },
+        );
         assert_eq!(a.messages.len(), 8);
         assert_eq!(a.messages[..7], b.messages[..7]);
         assert!(a.messages[7].content.ends_with("fit the description?"));
-        assert!(a.messages[7].content.contains("Description: ordinal suffixes"));
+        assert!(
+            a.messages[7]
+                .content
+                .contains("Description: ordinal suffixes")
+        );
         let d = describe(&[s.clone(), s]);
         assert_eq!(d.messages.len(), 6);
         assert!(d.messages[5].content.contains("2. the 5<<th>> of May"));

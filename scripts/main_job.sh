@@ -51,7 +51,7 @@ esac
 stamp "evaluation on the held-out rows, with downstream fidelity on the LLM"
 "$BAE" eval --run "$OUT" --quiet
 
-stamp "feature pages"
-"$BAE" features --run "$OUT" --n 8 --examples 6 | tail -n 60
+stamp "feature report (samples as the paper's ComSem pipeline collects them; HTML in $OUT/report)"
+"$BAE" features --run "$OUT" --n 8 --examples 6 --html "$OUT/report" --quiet | tail -n 60
 
-stamp "done: $OUT/summary.json, $OUT/eval.json, $OUT/eval_rates.svg, $OUT/density.svg, $OUT/training.svg, $OUT/features.md"
+stamp "done: $OUT/summary.json, $OUT/eval.json, $OUT/eval_rates.svg, $OUT/density.svg, $OUT/training.svg, $OUT/features.md, $OUT/report/index.html"

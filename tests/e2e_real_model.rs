@@ -108,7 +108,19 @@ fn extract_train_features_on_a_small_slice() {
     assert!(fvu > 0.0 && fvu < 1.0, "FVU {fvu}");
     assert!(run.join("density.svg").is_file() && run.join("training.svg").is_file());
 
-    let o = bae(&["features", "--run", s(&run), "--n", "3", "--examples", "4"]);
+    let html = dir.path().join("report");
+    let o = bae(&[
+        "features",
+        "--run",
+        s(&run),
+        "--n",
+        "3",
+        "--examples",
+        "4",
+        "--html",
+        s(&html),
+        "--quiet",
+    ]);
     assert!(
         o.status.success(),
         "features: {}",
@@ -121,6 +133,7 @@ fn extract_train_features_on_a_small_slice() {
         pages.contains("- `") && pages.contains('[') && pages.contains(']'),
         "{pages}"
     );
+    interpret_on_the_small_run(&run, &html);
 
     // bae eval with downstream fidelity on held-out windows of the same text: a trained model's
     // spliced CE lies between clean and zero-ablated
@@ -144,6 +157,103 @@ fn extract_train_features_on_a_small_slice() {
     assert!(f("ce_loss_score") > 0.0 && f("ce_loss_score") < 1.0, "{ds}");
     assert!(f("last_token_jsd") >= 0.0 && f("last_token_jsd") <= std::f64::consts::LN_2);
     assert!(report["command"].as_str().unwrap().contains("eval"));
+}
+
+/// `bae features --html` wrote a report of every feature; `bae interpret` with the offline judge
+/// scores two features, a rerun costs nothing, the report then shows the judge's descriptions, and
+/// an unreachable or keyless judge stops with one line.
+fn interpret_on_the_small_run(run: &Path, html: &Path) {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(html.join("report.json")).unwrap()).unwrap();
+    let n_features = report["features"].as_array().unwrap().len();
+    assert_eq!(n_features, 4 * 576);
+    assert!(html.join("index.html").is_file());
+    assert!(html.join("features/f00000.html").is_file());
+    assert!(html.join(format!("features/f{:05}.html", n_features - 1)).is_file());
+    let with_context = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["samples"].as_array().unwrap())
+        .filter(|s| !s["context"]["before"].as_str().unwrap().is_empty())
+        .count();
+    assert!(with_context > 0, "no sample has a decoded context");
+
+    let interpret = |extra: &[&str]| {
+        let mut args = vec!["interpret", "--run", s(run), "--quiet"];
+        args.extend_from_slice(extra);
+        bae(&args)
+    };
+    let o = interpret(&["--features", "2"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "interpret: {}{out}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("0 answers from the cache"), "{out}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("interpret.json")).unwrap())
+            .unwrap();
+    assert!(result["judge"].as_str().unwrap().starts_with("local:SmolLM2"));
+    let scored = result["features"].as_array().unwrap();
+    assert_eq!(scored.len(), 2);
+    for f in scored {
+        match f["interpretation"].as_object() {
+            Some(i) => {
+                let c = i["comsem"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&c), "{f}");
+                assert!(!i["description"].as_str().unwrap().is_empty());
+            }
+            None => assert!(f["why_not"].is_string(), "{f}"),
+        }
+    }
+    // the rerun is answered from the cache alone
+    let o = interpret(&["--features", "2"]);
+    let again = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && again.contains(" 0 asked"), "{again}");
+    // the report picks the interpretations up
+    let o = bae(&["features", "--run", s(run), "--html", s(html), "--quiet"]);
+    assert!(o.status.success());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(html.join("report.json")).unwrap()).unwrap();
+    for f in scored.iter().filter(|f| f["interpretation"].is_object()) {
+        let j = f["feature"].as_u64().unwrap() as usize;
+        assert_eq!(
+            report["features"][j]["interpretation"]["description"],
+            f["interpretation"]["description"]
+        );
+    }
+    // judge failures: one line each, nothing scored lost
+    let o = interpret(&[
+        "--features",
+        "2",
+        "--judge",
+        "openai",
+        "--judge-url",
+        "http://127.0.0.1:9/v1",
+        "--judge-model",
+        "m",
+        "--retries",
+        "0",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success());
+    assert!(err.contains("cannot reach http://127.0.0.1:9/v1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let o = interpret(&[
+        "--judge",
+        "openai",
+        "--judge-url",
+        "https://judge.invalid/v1",
+        "--judge-model",
+        "m",
+        "--judge-key-env",
+        "BAE_TEST_UNSET_KEY",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success() && err.contains("no API key"), "{err}");
+    assert!(run.join("interpret.json").is_file());
 }
 
 /// `bae eval` refuses, in one line naming the GGUF, a model whose width is not the activations'

@@ -9,7 +9,6 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod memory;
-pub mod pages;
 pub mod plots;
 pub mod store;
 pub mod synth;

@@ -67,12 +67,7 @@ pub fn run(a: EvalArgs) -> Result<(), String> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     // refuse while a training (or another eval) writes the run folder
-    let _lock = a
-        .run
-        .is_dir()
-        .then(|| bae_io::FolderLock::acquire(&a.run))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let _lock = bae_io::FolderLock::acquire_existing(&a.run).map_err(|e| e.to_string())?;
     let report = eval::evaluate(&opts)?;
     eval::write_outputs(&report)?;
     print!("{}", eval::table(&report));

@@ -118,12 +118,7 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(a: FeaturesArgs) -> Result<(), String> {
-    let _lock = a
-        .run
-        .is_dir()
-        .then(|| bae_io::FolderLock::acquire(&a.run))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let _lock = bae_io::FolderLock::acquire_existing(&a.run).map_err(|e| e.to_string())?;
     let mut set = samples_of(&a.run, &a.samples)?;
     let judged = a.run.join(INTERPRET_JSON);
     if let Ok(text) = std::fs::read_to_string(&judged) {

@@ -42,6 +42,12 @@ impl FolderLock {
         Ok(FolderLock { _file: file, path })
     }
 
+    /// Locks `dir` when it exists (a command that reads and adds to a run folder); None when it
+    /// does not, so the command's own "no such folder" error names it.
+    pub fn acquire_existing(dir: &Path) -> Result<Option<FolderLock>> {
+        dir.is_dir().then(|| FolderLock::acquire(dir)).transpose()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

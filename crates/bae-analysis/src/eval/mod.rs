@@ -181,21 +181,10 @@ fn downstream(
     ds: &DownstreamOptions,
     show_progress: bool,
 ) -> Result<Fidelity, String> {
-    if !ds.model.is_file() {
-        return Err(format!(
-            "{}: no such model file (bash scripts/setup.sh fetches the default; --no-downstream skips this part)",
-            ds.model.display()
-        ));
-    }
-    let mut gguf = bae_llm::Gguf::open(&ds.model).map_err(|e| e.to_string())?;
-    let width = gguf.llama_config().map_err(|e| e.to_string())?.d_model;
-    if width != run.d() {
-        return Err(format!(
-            "{}: the model is {width} wide, the autoencoder's activations are {}",
-            ds.model.display(),
-            run.d()
-        ));
-    }
+    let mut gguf = run.open_llm(
+        &ds.model,
+        "bash scripts/setup.sh fetches the default; --no-downstream skips this part",
+    )?;
     let tokenizer = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
     let block_dir = PathBuf::from(store.describe());
     let text = fidelity::held_out_text(&block_dir, &tokenizer, first_doc, ds.windows)?;

@@ -223,21 +223,7 @@ pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
             run.d()
         ));
     }
-    if !opts.model.is_file() {
-        return Err(format!(
-            "{}: no such model file (bash scripts/setup.sh fetches the default)",
-            opts.model.display()
-        ));
-    }
-    let mut gguf = bae_llm::Gguf::open(&opts.model).map_err(|e| e.to_string())?;
-    let width = gguf.llama_config().map_err(|e| e.to_string())?.d_model;
-    if width != run.d() {
-        return Err(format!(
-            "{}: the model is {width} wide, the autoencoder's activations are {}",
-            opts.model.display(),
-            run.d()
-        ));
-    }
+    let mut gguf = run.open_llm(&opts.model, "bash scripts/setup.sh fetches the default")?;
     let tok = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
     let (rows, what) = corpus_rows(&run, &store, &data, opts.rows)?;
     let pb = crate::eval::bar(opts.show_progress, 2 * rows.len() as u64, "rows");

@@ -354,12 +354,18 @@ impl Pass2 {
         } else {
             e.act[i * dc + j]
         };
+        // a BAE's ranking key |h − μ| shown as the paper's β = log2(|h − μ| + 1e-6)
+        let key = salience(i, j);
         Sample {
             row,
             doc: -1,
             position: -1,
             token_id: 0,
-            salience: salience(i, j) as f32,
+            salience: if self.binary {
+                (key + 1e-6).log2() as f32
+            } else {
+                key as f32
+            },
             strength,
             context: Default::default(),
         }

@@ -169,7 +169,10 @@ fn interpret_on_the_small_run(run: &Path, html: &Path) {
     assert_eq!(n_features, 4 * 576);
     assert!(html.join("index.html").is_file());
     assert!(html.join("features/f00000.html").is_file());
-    assert!(html.join(format!("features/f{:05}.html", n_features - 1)).is_file());
+    assert!(
+        html.join(format!("features/f{:05}.html", n_features - 1))
+            .is_file()
+    );
     let with_context = report["features"]
         .as_array()
         .unwrap()
@@ -212,7 +215,12 @@ fn interpret_on_the_small_run(run: &Path, html: &Path) {
     let result: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("interpret.json")).unwrap())
             .unwrap();
-    assert!(result["judge"].as_str().unwrap().starts_with("local:SmolLM2"));
+    assert!(
+        result["judge"]
+            .as_str()
+            .unwrap()
+            .starts_with("local:SmolLM2")
+    );
     let scored = result["features"].as_array().unwrap();
     assert_eq!(scored.len(), 2);
     for f in scored {

@@ -182,8 +182,8 @@ pub fn run(a: InterpretArgs) -> Result<(), String> {
     for run in &runs {
         let _lock = bae_io::FolderLock::acquire(run).map_err(|e| e.to_string())?;
         let set = samples_of(run, &a.samples)?;
-        let planned = interpret::planned_requests(&set, &opts)?;
         let cache = AnswerCache::open(&run.join("judge_cache"))?;
+        let planned = interpret::planned_requests(&set, &opts, &cache, &judge.id())?;
         let cached = planned
             .iter()
             .filter(|r| cache.get(&judge.id(), r).is_some())
@@ -195,7 +195,7 @@ pub fn run(a: InterpretArgs) -> Result<(), String> {
             ..OpenAiOptions::default()
         };
         println!(
-            "{} ({}): judge {}; {}; {cached} already cached",
+            "{} ({}): judge {}; {}; {cached} of them already answered (cache)",
             run.display(),
             set.report.arch,
             judge.id(),

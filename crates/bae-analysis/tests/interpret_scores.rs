@@ -7,7 +7,7 @@ use bae_analysis::features::{
 };
 use bae_analysis::interpret::cache::AnswerCache;
 use bae_analysis::interpret::judge::{Judge, JudgeError, Request};
-use bae_analysis::interpret::{InterpretOptions, Selection, interpret};
+use bae_analysis::interpret::{InterpretOptions, Selection, interpret, planned_requests};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn sample(row: usize, token: &str) -> Sample {
@@ -199,6 +199,15 @@ fn scores_match_the_scripted_answers() {
     // 5 descriptions asked (feature 2 has too few samples), 3 x 12 checks
     assert_eq!(judge.calls.load(Ordering::SeqCst), 5 + 36);
     assert_eq!(stats.asked, 5 + 36 - 1);
+
+    // the estimate before a rerun: the cached descriptions give the real checks (all cached);
+    // the vague one plans no checks, the failed one a stand-in's 12
+    let planned = planned_requests(&set, &opts, &cache, "test:scripted").unwrap();
+    let cached = planned
+        .iter()
+        .filter(|q| cache.get("test:scripted", q).is_some())
+        .count();
+    assert_eq!((planned.len(), cached), (5 + 36 + 12, 4 + 36));
 
     // a second run asks only what failed before (feature 4's description)
     let (again, stats2) = interpret(&set, &judge, &cache, &opts, &mut |_| {}).unwrap();

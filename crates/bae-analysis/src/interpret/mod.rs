@@ -146,9 +146,14 @@ fn negatives(set: &FeatureSet, j: usize, n: usize, seed: u64) -> Vec<Sample> {
     idx.into_iter().map(|i| set.pool[i].clone()).collect()
 }
 
-/// The requests a run will send at most (checks written with a stand-in description), for the
-/// cost estimate printed before it starts.
-pub fn planned_requests(set: &FeatureSet, opts: &InterpretOptions) -> Result<Vec<Request>, String> {
+/// The requests a run will send at most, for the estimate printed before it starts: the checks
+/// use the description `judge` gave before when `cache` holds it, else a stand-in.
+pub fn planned_requests(
+    set: &FeatureSet,
+    opts: &InterpretOptions,
+    cache: &AnswerCache,
+    judge: &str,
+) -> Result<Vec<Request>, String> {
     let ids = choose(set, &opts.features, opts.seed)?;
     let min = MIN_SAMPLES.max(opts.describe_n.max(1) + 1);
     let mut out = Vec::new();
@@ -157,16 +162,18 @@ pub fn planned_requests(set: &FeatureSet, opts: &InterpretOptions) -> Result<Vec
         if f.samples.len() < min {
             continue;
         }
-        out.push(prompts::describe(&f.samples[..opts.describe_n]));
+        let describe = prompts::describe(&f.samples[..opts.describe_n]);
+        let known = cache.get(judge, &describe);
+        out.push(describe);
+        let desc = match known.as_deref().map(prompts::parse_description) {
+            Some(None) => continue, // answered before, without a usable description: no checks
+            Some(Some(d)) => d,
+            None => "a short description of the feature".to_string(),
+        };
         let end = (opts.describe_n + opts.verify_n).min(f.samples.len());
-        let stand_in = "a short description of the feature";
-        for s in f.samples[opts.describe_n..end].iter().chain(&negatives(
-            set,
-            j,
-            opts.negatives_n,
-            opts.seed,
-        )) {
-            out.push(prompts::verify(stand_in, s));
+        let negs = negatives(set, j, opts.negatives_n, opts.seed);
+        for s in f.samples[opts.describe_n..end].iter().chain(&negs) {
+            out.push(prompts::verify(&desc, s));
         }
     }
     Ok(out)

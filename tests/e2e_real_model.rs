@@ -182,6 +182,8 @@ fn interpret_on_the_small_run(run: &Path, html: &Path) {
         .count();
     assert!(with_context > 0, "no sample has a decoded context");
 
+    report_opens_in_chromium(html, n_features);
+
     // the two features with the most samples (a small corpus leaves most below 6)
     let mut by_samples: Vec<(usize, usize)> = report["features"]
         .as_array()
@@ -279,6 +281,46 @@ fn interpret_on_the_small_run(run: &Path, html: &Path) {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success() && err.contains("no API key"), "{err}");
     assert!(run.join("interpret.json").is_file());
+}
+
+/// The report of a real run in headless chromium: the index draws a row per feature, a feature
+/// page shows its highlighted contexts and histogram, no console message. Skips without chromium
+/// unless REQUIRE_CHROMIUM=1 (CI).
+fn report_opens_in_chromium(html: &Path, n_features: usize) {
+    use bae_analysis::features::report::{chromium_path, file_url, headless};
+    if chromium_path().is_none() {
+        assert!(
+            std::env::var("REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+            "REQUIRE_CHROMIUM=1 but chromium is not installed (bash scripts/chromium_setup.sh)"
+        );
+        eprintln!(
+            "SKIP report in chromium: chromium not installed (bash scripts/chromium_setup.sh)"
+        );
+        return;
+    }
+    let dom = |page: &Path| {
+        let url = file_url(page).unwrap();
+        let h = headless(
+            &[
+                "--virtual-time-budget=3000".into(),
+                "--dump-dom".into(),
+                url.clone(),
+            ],
+            std::time::Duration::from_secs(90),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !h.stderr.contains("CONSOLE") && !h.stderr.contains("Uncaught"),
+            "console messages on {url}: {}",
+            h.stderr
+        );
+        h.stdout
+    };
+    let index = dom(&html.join("index.html"));
+    assert_eq!(index.matches("<tr data-feature=").count(), n_features);
+    let page = dom(&html.join("features/f00000.html"));
+    assert!(page.contains("<svg class=\"histogram\""), "no histogram");
+    assert!(page.contains("Feature 0"), "no title");
 }
 
 /// `bae eval` refuses, in one line naming the GGUF, a model whose width is not the activations'

@@ -47,6 +47,8 @@ pub struct InterpretArgs {
     /// features to score: N drawn at random (seeded), `all`, or a list `3,17,1024`
     #[arg(long, default_value = "50")]
     features: String,
+    /// `local`: SmolLM2-135M-Instruct run here (weak, needs nothing); `openai`: any
+    /// OpenAI-compatible chat-completions endpoint
     #[arg(long, value_enum, default_value = "local")]
     judge: JudgeKind,
     /// local judge: a chat GGUF (SmolLM2-Instruct family)

@@ -119,6 +119,16 @@ pub struct FeaturesArgs {
 
 pub fn run(a: FeaturesArgs) -> Result<(), String> {
     let _lock = bae_io::FolderLock::acquire_existing(&a.run).map_err(|e| e.to_string())?;
+    // refuse a bad --html before the long part (write_html checks it again when it replaces)
+    if let Some(dir) = &a.html
+        && dir.exists()
+        && !dir.join("report.json").is_file()
+    {
+        return Err(format!(
+            "{}: exists and is not a feature report folder (no report.json); refusing to replace it",
+            dir.display()
+        ));
+    }
     let mut set = samples_of(&a.run, &a.samples)?;
     let judged = a.run.join(INTERPRET_JSON);
     if let Ok(text) = std::fs::read_to_string(&judged) {

@@ -831,3 +831,50 @@ fn sparse_preset_sets_the_rate_target() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--lr"), "{}", stderr(&o));
 }
+
+/// `bae features` / `bae interpret` refuse bad input in one line before any long work.
+#[test]
+fn features_and_interpret_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    // enough for the argument checks, which come before the run is read
+    std::fs::write(run.join("config.json"), "{}").unwrap();
+    let not_report = write_bytes(dir.path(), "notes.txt", b"mine");
+    let o = bae(&["features", "--run", s(&run), "--html", s(&not_report)]);
+    assert!(!o.status.success());
+    assert!(
+        error_line(&o).contains("is not a feature report folder"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&not_report).unwrap(), b"mine");
+    assert!(!run.join("features.md").exists());
+    let o = bae(&["features", "--run", s(&dir.path().join("missing"))]);
+    assert!(
+        error_line(&o).contains("not a run folder"),
+        "{}",
+        stderr(&o)
+    );
+    for (args, want) in [
+        (vec!["--features", "abc"], "expected N, `all` or a list"),
+        (vec!["--threshold", "2"], "a score lies in [0, 1]"),
+        (vec!["--judge", "openai"], "needs --judge-url"),
+        (
+            vec!["--judge-url", "http://127.0.0.1:9/v1"],
+            "need --judge openai",
+        ),
+    ] {
+        let mut all = vec!["interpret", "--run", s(&run)];
+        all.extend(args);
+        let o = bae(&all);
+        assert!(!o.status.success());
+        assert!(error_line(&o).contains(want), "{want}: {}", stderr(&o));
+    }
+    let o = bae(&["interpret", "--run", s(dir.path())]);
+    assert!(
+        error_line(&o).contains("neither a run folder"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -26,6 +26,7 @@
 mod coact;
 mod covariance;
 mod entropy;
+pub mod estimators;
 mod firing;
 mod packed;
 mod panel;
@@ -42,6 +43,7 @@ pub use entropy::{
     ENTROPY_EPS, bernoulli_entropy_bits, entropy_bits, entropy_grad_coeffs, entropy_per_feature,
     entropy_train_bits,
 };
+pub use estimators::{TreeBound, bootstrap_interval, marginal_bits, miller_madow_bits, tree_bits};
 pub use firing::{FiringCounter, firing_counts, firing_counts_rows, firing_rates};
 #[doc(hidden)]
 pub use firing::{firing_counts_rows_with, firing_counts_with};

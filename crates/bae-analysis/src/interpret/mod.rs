@@ -170,13 +170,64 @@ pub fn planned_requests(
             Some(Some(d)) => d,
             None => "a short description of the feature".to_string(),
         };
-        let end = (opts.describe_n + opts.verify_n).min(f.samples.len());
-        let negs = negatives(set, j, opts.negatives_n, opts.seed);
-        for s in f.samples[opts.describe_n..end].iter().chain(&negs) {
-            out.push(prompts::verify(&desc, s));
-        }
+        out.extend(checks_of(set, j, &desc, opts).0);
     }
     Ok(out)
+}
+
+/// The Yes/No requests of feature `j` under `desc`: its verification samples, then random tokens
+/// without its event; with the two counts.
+fn checks_of(
+    set: &FeatureSet,
+    j: usize,
+    desc: &str,
+    opts: &InterpretOptions,
+) -> (Vec<Request>, usize, usize) {
+    let f = &set.report.features[j];
+    let end = (opts.describe_n + opts.verify_n).min(f.samples.len());
+    let pos = &f.samples[opts.describe_n.min(end)..end];
+    let neg = negatives(set, j, opts.negatives_n, opts.seed);
+    let requests = pos
+        .iter()
+        .chain(&neg)
+        .map(|s| prompts::verify(desc, s))
+        .collect();
+    (requests, pos.len(), neg.len())
+}
+
+/// Yes, answered (Yes or No) and malformed among `verdicts`.
+fn tally(verdicts: &[Option<String>]) -> (usize, usize, usize) {
+    let parsed: Vec<Option<bool>> = verdicts
+        .iter()
+        .map(|v| v.as_deref().and_then(prompts::parse_yes_no))
+        .collect();
+    let yes = parsed.iter().filter(|p| **p == Some(true)).count();
+    let answered = parsed.iter().filter(|p| p.is_some()).count();
+    (yes, answered, parsed.len() - answered)
+}
+
+/// A described feature's scores from the verdicts on its samples and on the random tokens.
+fn interpretation(
+    description: &str,
+    on_samples: &[Option<String>],
+    on_random: &[Option<String>],
+    judge: &str,
+) -> (Interpretation, Option<f64>) {
+    let (yes_pos, ans_pos, bad_pos) = tally(on_samples);
+    let (yes_neg, ans_neg, bad_neg) = tally(on_random);
+    let rate = |y: usize, a: usize| (a > 0).then(|| y as f64 / a as f64);
+    let comsem = rate(yes_pos, ans_pos);
+    let floor = rate(yes_neg, ans_neg);
+    let i = Interpretation {
+        description: description.to_string(),
+        comsem: comsem.unwrap_or(0.0),
+        comsem_n: ans_pos,
+        detection: comsem.zip(floor).map(|(tpr, fpr)| (tpr + 1.0 - fpr) / 2.0),
+        detection_n: ans_pos + ans_neg,
+        malformed: bad_pos + bad_neg,
+        judge: judge.to_string(),
+    };
+    (i, floor)
 }
 
 /// The requests of every feature's description, then (knowing the descriptions) its checks.
@@ -188,8 +239,8 @@ pub fn interpret(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(InterpretResult, CacheStats), String> {
     let ids = choose(set, &opts.features, opts.seed)?;
-    let need = opts.describe_n.max(1) + 1;
-    let min = MIN_SAMPLES.max(need);
+    let min = MIN_SAMPLES.max(opts.describe_n.max(1) + 1);
+    let judge_id = judge.id();
     let mut stats = CacheStats::default();
     let feats = &set.report.features;
     let ready: Vec<usize> = ids
@@ -215,12 +266,9 @@ pub fn interpret(
             spans.push((0, 0, 0));
             continue;
         };
-        let f = &feats[j];
-        let end = (opts.describe_n + opts.verify_n).min(f.samples.len());
-        let pos = &f.samples[opts.describe_n..end];
-        let neg = negatives(set, j, opts.negatives_n, opts.seed);
-        spans.push((checks.len(), pos.len(), neg.len()));
-        checks.extend(pos.iter().chain(&neg).map(|s| prompts::verify(desc, s)));
+        let (requests, n_pos, n_neg) = checks_of(set, j, desc, opts);
+        spans.push((checks.len(), n_pos, n_neg));
+        checks.extend(requests);
     }
     let verdicts = cache.ask(judge, &checks, opts.chunk, &mut stats, progress)?;
 
@@ -255,32 +303,15 @@ pub fn interpret(
             continue;
         };
         let (start, n_pos, n_neg) = spans[k];
-        let parse = |r: std::ops::Range<usize>| {
-            let parsed: Vec<Option<bool>> = verdicts[r]
-                .iter()
-                .map(|v| v.as_deref().and_then(prompts::parse_yes_no))
-                .collect();
-            let yes = parsed.iter().filter(|p| **p == Some(true)).count();
-            let answered = parsed.iter().filter(|p| p.is_some()).count();
-            let malformed = parsed.len() - answered;
-            (yes, answered, malformed)
-        };
-        let (yes_pos, ans_pos, bad_pos) = parse(start..start + n_pos);
-        let (yes_neg, ans_neg, bad_neg) = parse(start + n_pos..start + n_pos + n_neg);
-        let rate = |y: usize, a: usize| (a > 0).then(|| y as f64 / a as f64);
-        let comsem = rate(yes_pos, ans_pos);
-        let floor = rate(yes_neg, ans_neg);
-        malformed_total += bad_pos + bad_neg;
+        let (i, floor) = interpretation(
+            desc,
+            &verdicts[start..start + n_pos],
+            &verdicts[start + n_pos..start + n_pos + n_neg],
+            &judge_id,
+        );
+        malformed_total += i.malformed;
         s.floor = floor;
-        s.interpretation = Some(Interpretation {
-            description: desc.clone(),
-            comsem: comsem.unwrap_or(0.0),
-            comsem_n: ans_pos,
-            detection: comsem.zip(floor).map(|(tpr, fpr)| (tpr + 1.0 - fpr) / 2.0),
-            detection_n: ans_pos + ans_neg,
-            malformed: bad_pos + bad_neg,
-            judge: judge.id(),
-        });
+        s.interpretation = Some(i);
         scored.push(s);
     }
     let headline = headline(
@@ -295,7 +326,7 @@ pub fn interpret(
         InterpretResult {
             run: report.run.clone(),
             arch: report.arch.clone(),
-            judge: judge.id(),
+            judge: judge_id,
             corpus: report.corpus.clone(),
             headline,
             features: scored,

@@ -85,8 +85,14 @@ struct TrainArgs {
     /// or a `bae extract` folder (shards + manifest.json)
     #[arg(long, required_unless_present = "resume")]
     data: Option<PathBuf>,
-    /// continue the run in this folder from its last complete checkpoint (its config.json is used)
-    #[arg(long, conflicts_with_all = ["init"])]
+    /// continue the run in this folder from its last complete checkpoint with its config.json (the
+    /// training settings cannot be given with it: they would be ignored; --data may move the data)
+    #[arg(long, conflicts_with_all = [
+        "init", "out", "arch", "estimator", "expand", "lr", "batch_size", "epochs", "steps",
+        "lambda_entropy", "lambda_cov", "entropy_start", "val_split", "seed", "no_shuffle", "l1", "k",
+        "theta", "log_every", "checkpoint_every", "skip_nonfinite", "no_enc_bias", "no_dec_bias",
+        "fvu_loss", "target_rate", "lambda_rate", "b_dec_mean", "preset",
+    ])]
     resume: Option<PathBuf>,
     /// write a checkpoint every N steps ("500") or minutes ("10m"); one is always written at the end
     #[arg(long)]

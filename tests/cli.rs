@@ -878,3 +878,30 @@ fn features_and_interpret_refuse_bad_input() {
         stderr(&o)
     );
 }
+
+/// `bae train --resume DIR` takes its settings from DIR/config.json: a training flag given with it
+/// would be silently ignored, so it is refused in one line, and nothing is written.
+#[test]
+fn resume_refuses_flags_it_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    for flag in [
+        vec!["--steps", "10"],
+        vec!["--lr", "0.1"],
+        vec!["--out", "elsewhere"],
+        vec!["--preset", "sparse"],
+        vec!["--epochs", "3"],
+        vec!["--seed", "1"],
+    ] {
+        let mut args = vec!["train", "--resume", s(&run)];
+        args.extend(&flag);
+        let o = bae(&args);
+        let line = error_line(&o);
+        assert!(line.contains("cannot be used with"), "{flag:?}: {line}");
+        assert!(line.contains(flag[0]), "{flag:?}: {line}");
+    }
+    assert!(!run.exists());
+    // what a resume may take: where the data now is, the device, quiet
+    let o = bae(&["train", "--resume", s(&run), "--data", "x.npy", "--quiet"]);
+    assert!(error_line(&o).contains("config.json"), "{}", stderr(&o));
+}

@@ -466,6 +466,8 @@ fn bench(a: BenchArgs) -> Result<(), String> {
 }
 
 fn extract(a: bae_llm::ExtractArgs) -> Result<(), String> {
+    // one extraction per output folder: two would append to the same shards and manifest
+    let _lock = bae_io::FolderLock::acquire(&a.out).map_err(|e| e.to_string())?;
     let s = bae_llm::run_extract(&a).map_err(|e| e.to_string())?;
     for b in &s.blocks {
         println!(

@@ -905,3 +905,31 @@ fn resume_refuses_flags_it_would_ignore() {
     let o = bae(&["train", "--resume", s(&run), "--data", "x.npy", "--quiet"]);
     assert!(error_line(&o).contains("config.json"), "{}", stderr(&o));
 }
+
+/// Two extractions into one folder would append to the same shards: the second is refused in one
+/// line while the first holds the folder.
+#[test]
+fn extract_refuses_a_folder_another_process_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("acts");
+    let held = bae_io::FolderLock::acquire(&out).unwrap();
+    let o = bae(&["extract", "--blocks", "3", "--out", s(&out), "--quiet"]);
+    assert!(
+        error_line(&o).contains("another bae process is writing this folder"),
+        "{}",
+        stderr(&o)
+    );
+    drop(held);
+    // free again: now it goes on to the model (missing here or not, no lock error)
+    let o = bae(&[
+        "extract",
+        "--blocks",
+        "3",
+        "--out",
+        s(&out),
+        "--model",
+        s(&dir.path().join("none.gguf")),
+        "--quiet",
+    ]);
+    assert!(!stderr(&o).contains("another bae process"), "{}", stderr(&o));
+}

@@ -5,44 +5,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bae"))
-        .args(args)
-        .output()
-        .expect("run bae")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The error line of a failed run: exactly one line starting with "error:".
-#[track_caller]
-fn error_line(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "expected failure, stderr: {}",
-        stderr(o)
-    );
-    let lines: Vec<String> = stderr(o)
-        .lines()
-        .filter(|l| l.starts_with("error:"))
-        .map(String::from)
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected one error line, got: {}",
-        stderr(o)
-    );
-    lines[0].clone()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `bae synth` into `path`: `n` rows of width `d` from 3 independent bits.
 fn synth_file(path: &Path, n: usize, d: usize) {
@@ -931,5 +893,9 @@ fn extract_refuses_a_folder_another_process_writes() {
         s(&dir.path().join("none.gguf")),
         "--quiet",
     ]);
-    assert!(!stderr(&o).contains("another bae process"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("another bae process"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -3,23 +3,12 @@
 //! `bash scripts/setup.sh`; skips without the model unless REQUIRE_MODEL=1 (scripts/test.sh sets it,
 //! so CI always runs it).
 
+mod common;
+use common::{bae, s};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bae(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bae"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The model and corpus of `bash scripts/setup.sh`, or None after printing SKIP (a failure with

@@ -1,10 +1,12 @@
-//! Reading the golden vectors (official PyTorch implementation, float64) for the tests.
+//! Shared test helpers: reading the golden vectors (official PyTorch implementation, float64), and
+//! running the `bae` binary with its one-line errors.
 #![allow(dead_code)]
 
 use bae_ref::Params;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn golden_dir() -> PathBuf {
     match std::env::var_os("BAE_GOLDEN_DIR") {
@@ -107,4 +109,44 @@ pub fn assert_exact<T: Copy + Into<f64>>(what: &str, got: &[T], want: &[f64]) {
 
 pub fn to_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
+}
+
+// ---- the `bae` binary, for the command-line tests ----
+
+/// Runs `bae` with `args` (cwd: the package root, as cargo runs tests).
+pub fn bae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bae"))
+        .args(args)
+        .output()
+        .expect("run bae")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The error line of a failed run: exactly one line starting with "error:".
+#[track_caller]
+pub fn error_line(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected failure, stderr: {}",
+        stderr(o)
+    );
+    let lines: Vec<String> = stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one error line, got: {}",
+        stderr(o)
+    );
+    lines[0].clone()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

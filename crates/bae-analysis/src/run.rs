@@ -60,6 +60,20 @@ impl TrainedRun {
         self.params.d_code
     }
 
+    /// Checks that the rows of `src` (read from `data`) are as wide as the autoencoder's input.
+    pub fn check_rows(&self, src: &dyn bae_train::RowSource, data: &Path) -> Result<(), String> {
+        if src.dim() == self.d() {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: rows are {} wide, the model {} expects {}",
+            data.display(),
+            src.dim(),
+            self.dir.join("model.safetensors").display(),
+            self.d()
+        ))
+    }
+
     /// Opens the LLM GGUF `model` and checks that its width is the autoencoder's; `hint` ends the
     /// missing-file line (how to get the file, or how to skip the part that needs it).
     pub fn open_llm(&self, model: &Path, hint: &str) -> Result<bae_llm::Gguf, String> {

@@ -94,15 +94,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport, String> {
         .clone()
         .unwrap_or_else(|| run.data().to_path_buf());
     let src = bae_train::store::open_source(&data)?;
-    if src.dim() != run.d() {
-        return Err(format!(
-            "{}: rows are {} wide, the model {} expects {}",
-            data.display(),
-            src.dim(),
-            run.dir.join("model.safetensors").display(),
-            run.d()
-        ));
-    }
+    run.check_rows(src.as_ref(), &data)?;
     let n = src.n_rows();
     let same = same_path(&data, run.data());
     let (range, rows_from) = if same {

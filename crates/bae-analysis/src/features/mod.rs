@@ -214,15 +214,7 @@ pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
         ));
     }
     let store = ShardStore::open(&data)?;
-    if store.dim() != run.d() {
-        return Err(format!(
-            "{}: rows are {} wide, the model {} expects {}",
-            data.display(),
-            store.dim(),
-            run.dir.join("model.safetensors").display(),
-            run.d()
-        ));
-    }
+    run.check_rows(&store, &data)?;
     let mut gguf = run.open_llm(&opts.model, "bash scripts/setup.sh fetches the default")?;
     let tok = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
     let (rows, what) = corpus_rows(&run, &store, &data, opts.rows)?;

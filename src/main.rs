@@ -4,6 +4,7 @@ use bae_train::{ArchKind, Device, RunOptions, TrainConfig, TrainError};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 mod compare;
+mod encode;
 mod eval;
 mod export;
 mod features;
@@ -44,6 +45,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Judge a trained run on held-out rows: reconstruction, feature statistics, downstream fidelity on the LLM
     Eval(eval::EvalArgs),
+    /// Store a corpus's binary codes under a trained BAE, bit-packed (d'/8 bytes a row), for entropy studies
+    Encode(encode::EncodeArgs),
     /// Train BAE and the SAE baselines alike on the same rows and compare them (table + chart)
     Compare(compare::CompareArgs),
     /// Train and evaluate one model per point of a grid of settings (ablations: table + charts)
@@ -504,6 +507,7 @@ fn main() -> ExitCode {
         Command::Interpret(a) => interpret::run(a).map_err(Failure::Message),
         Command::Export(a) => export::run(a).map_err(Failure::Message),
         Command::Eval(a) => eval::run(a).map_err(Failure::Message),
+        Command::Encode(a) => encode::run(a).map_err(Failure::Message),
         Command::Compare(a) => install_signal_handlers()
             .map_err(TrainError::Failed)
             .and_then(|()| compare::run(a, &STOP))

@@ -3,6 +3,7 @@
 //! architectures trained on the same rows, and export to other tools' formats.
 
 pub mod compare;
+pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod features;

@@ -15,6 +15,7 @@
 
 mod activations;
 mod atomic;
+pub mod code_store;
 mod dtype;
 mod error;
 mod export_format;
@@ -26,6 +27,7 @@ mod tensors;
 
 pub use activations::{ACTIVATIONS_TENSOR, ActivationFile, FileFormat, write_activations};
 pub use atomic::{write_atomic, write_atomic_with};
+pub use code_store::{CodeIds, CodeStore, CodeStoreWriter};
 pub use dtype::{DType, first_non_finite, first_non_finite_f64};
 pub use error::{IoError, Result};
 pub use export_format::{

@@ -3,12 +3,14 @@
 //! with their token / document / position ids), an interrupted encode resumes and ends with identical
 //! files, the code size is 1/4 of the f16 activations at d' = 4d, and bad inputs are one line.
 
+mod common;
 use bae_analysis::encode::{EncodeOptions, RowSelection, encode, read_codes};
 use bae_bits::PackedRows;
 use bae_io::code_store::{CODES_INDEX, CodeStore};
 use bae_llm::shards::{RunSettings, ShardEntry, TextPos};
 use bae_train::store::ShardStore;
 use bae_train::{ArchKind, Device, RowSource, RunOptions, TrainConfig};
+use common::Rng;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use std::collections::BTreeMap;
@@ -20,17 +22,6 @@ const N: usize = 600;
 const SHARDS: [usize; 2] = [350, 250];
 /// rows per document
 const DOC: usize = 50;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn bytes<T: Copy, const K: usize>(v: &[T], f: impl Fn(T) -> [u8; K]) -> Vec<u8> {
     v.iter().flat_map(|&x| f(x)).collect()

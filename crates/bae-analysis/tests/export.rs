@@ -2,12 +2,14 @@
 //! safetensors crate, SAELens's documented forward computed from the exported tensors against bae's own,
 //! the measured notes, the reference rows, and the output-folder rules (atomic replace, refusal, --force).
 
+mod common;
 use bae_analysis::TrainedRun;
 use bae_analysis::export::{ExportOptions, export_saelens, read_saelens};
 use bae_io::{ExportMarker, SAELENS_LAYOUT_VERSION, SaeLensCfg, export_files, export_tensors};
 use bae_llm::shards::{RunSettings, ShardEntry, TextPos};
 use bae_ref::{Arch, Params};
 use bae_train::{ArchKind, TrainConfig};
+use common::Rng;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
@@ -17,22 +19,6 @@ use std::path::{Path, PathBuf};
 const D: usize = 6;
 const DC: usize = 24;
 const N: usize = 240;
-
-/// xorshift64*: U[0, 1) draws, seeded.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.next().max(1e-12), self.next());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
 
 fn rows(seed: u64) -> Vec<f32> {
     let mut r = Rng(seed);

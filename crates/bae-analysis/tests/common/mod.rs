@@ -1,4 +1,5 @@
-//! Shared helpers of the analysis tests: the real model and corpus (or a skip), small extracts.
+//! Shared helpers of the analysis tests: the real model and corpus (or a skip), small extracts, a
+//! seeded generator.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -45,4 +46,20 @@ pub fn small_extract(
     };
     bae_llm::run_extract(&args).expect("extract");
     out.join(format!("block{block}"))
+}
+
+/// xorshift64*: U[0, 1) draws, seeded (the synthetic rows and weights of the tests).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (self.next().max(1e-12), self.next());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
 }

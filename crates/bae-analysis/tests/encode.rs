@@ -7,12 +7,9 @@ mod common;
 use bae_analysis::encode::{EncodeOptions, RowSelection, encode, read_codes};
 use bae_bits::PackedRows;
 use bae_io::code_store::{CODES_INDEX, CodeStore};
-use bae_llm::shards::{RunSettings, ShardEntry, TextPos};
 use bae_train::store::ShardStore;
 use bae_train::{ArchKind, Device, RowSource, RunOptions, TrainConfig};
 use common::Rng;
-use safetensors::Dtype;
-use safetensors::tensor::TensorView;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,99 +20,13 @@ const SHARDS: [usize; 2] = [350, 250];
 /// rows per document
 const DOC: usize = 50;
 
-fn bytes<T: Copy, const K: usize>(v: &[T], f: impl Fn(T) -> [u8; K]) -> Vec<u8> {
-    v.iter().flat_map(|&x| f(x)).collect()
-}
-
 /// An extract folder of two shards (activations, doc / token ids, positions) and its manifest.
 fn extract(root: &Path) -> PathBuf {
-    let block = root.join("extract").join("block3");
-    std::fs::create_dir_all(&block).unwrap();
     let mut rng = Rng(11);
     let x: Vec<f32> = (0..N * D)
         .map(|_| (4.0 * rng.next() - 2.0) as f32)
         .collect();
-    let mut entries = Vec::new();
-    let mut first = 0;
-    for (k, &rows) in SHARDS.iter().enumerate() {
-        let act = bytes(&x[first * D..(first + rows) * D], f32::to_le_bytes);
-        let r: Vec<i32> = (first as i32..(first + rows) as i32).collect();
-        let docs = bytes(
-            &r.iter().map(|i| i / DOC as i32).collect::<Vec<_>>(),
-            i32::to_le_bytes,
-        );
-        let toks = bytes(
-            &r.iter().map(|i| (i * 7) % 1000).collect::<Vec<_>>(),
-            i32::to_le_bytes,
-        );
-        let pos = bytes(
-            &r.iter().map(|i| i % DOC as i32).collect::<Vec<_>>(),
-            i32::to_le_bytes,
-        );
-        let tensors = vec![
-            (
-                "activations",
-                TensorView::new(Dtype::F32, vec![rows, D], &act).unwrap(),
-            ),
-            (
-                "doc_ids",
-                TensorView::new(Dtype::I32, vec![rows], &docs).unwrap(),
-            ),
-            (
-                "token_ids",
-                TensorView::new(Dtype::I32, vec![rows], &toks).unwrap(),
-            ),
-            (
-                "positions",
-                TensorView::new(Dtype::I32, vec![rows], &pos).unwrap(),
-            ),
-        ];
-        let file = format!("shard-{k:05}.safetensors");
-        safetensors::serialize_to_file(tensors, None, &block.join(&file)).unwrap();
-        entries.push(ShardEntry {
-            file,
-            rows,
-            first_doc: (first / DOC) as i64,
-            last_doc: ((first + rows - 1) / DOC) as i64,
-            end: TextPos {
-                doc: (first + rows) / DOC,
-                token: 0,
-            },
-            candidates_end: (first + rows) as u64,
-            dropped_outliers: 0,
-        });
-        first += rows;
-    }
-    let settings = RunSettings {
-        model: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
-        source: vec!["corpus".into()],
-        window: 64,
-        dtype: bae_llm::OutDtype::F32,
-        keep_sink: false,
-        shard_rows: 350,
-        batch: 8,
-    };
-    let manifest = bae_llm::Manifest {
-        model: settings.model.clone(),
-        block: 3,
-        d: D,
-        dtype: bae_llm::OutDtype::F32,
-        window: 64,
-        tokens_total: N as u64,
-        shards: entries,
-        complete: true,
-        exhausted: true,
-        tokens_budget: N as u64,
-        docs: (0..N / DOC).map(|i| format!("doc{i}")).collect(),
-        tokenizer: "test".into(),
-        settings,
-    };
-    std::fs::write(
-        block.join("manifest.json"),
-        serde_json::to_string(&manifest).unwrap(),
-    )
-    .unwrap();
-    root.join("extract")
+    common::write_extract(root, &x, D, &SHARDS, DOC)
 }
 
 /// A tiny BAE (d' = 4d = 64 bits) trained on the extract.

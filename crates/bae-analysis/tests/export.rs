@@ -6,11 +6,9 @@ mod common;
 use bae_analysis::TrainedRun;
 use bae_analysis::export::{ExportOptions, export_saelens, read_saelens};
 use bae_io::{ExportMarker, SAELENS_LAYOUT_VERSION, SaeLensCfg, export_files, export_tensors};
-use bae_llm::shards::{RunSettings, ShardEntry, TextPos};
 use bae_ref::{Arch, Params};
 use bae_train::{ArchKind, TrainConfig};
 use common::Rng;
-use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -57,61 +55,8 @@ impl Fixture {
 
     /// An extract folder (one shard with doc ids, a full manifest) instead of a plain file.
     fn with_extract(mut self) -> Fixture {
-        let block = self.root.join("extract").join("block3");
-        std::fs::create_dir_all(&block).unwrap();
-        let x = rows(7);
-        let act: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
         // 4 documents of 60 rows: the 25 % split (row 180) falls on a document boundary
-        let docs: Vec<u8> = (0..N as i32).flat_map(|i| (i / 60).to_le_bytes()).collect();
-        let tensors = vec![
-            (
-                "activations",
-                TensorView::new(Dtype::F32, vec![N, D], &act).unwrap(),
-            ),
-            (
-                "doc_ids",
-                TensorView::new(Dtype::I32, vec![N], &docs).unwrap(),
-            ),
-        ];
-        safetensors::serialize_to_file(tensors, None, &block.join("shard-00000.safetensors"))
-            .unwrap();
-        let settings = RunSettings {
-            model: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
-            source: vec!["corpus/sotu".into()],
-            window: 64,
-            dtype: bae_llm::OutDtype::F32,
-            keep_sink: false,
-            shard_rows: 4096,
-            batch: 8,
-        };
-        let manifest = bae_llm::Manifest {
-            model: settings.model.clone(),
-            block: 3,
-            d: D,
-            dtype: bae_llm::OutDtype::F32,
-            window: 64,
-            tokens_total: N as u64,
-            shards: vec![ShardEntry {
-                file: "shard-00000.safetensors".into(),
-                rows: N,
-                first_doc: 0,
-                last_doc: 3,
-                end: TextPos { doc: 4, token: 0 },
-                candidates_end: N as u64,
-                dropped_outliers: 0,
-            }],
-            complete: true,
-            exhausted: true,
-            tokens_budget: N as u64,
-            docs: (0..4).map(|i| format!("doc{i}")).collect(),
-            tokenizer: "test".into(),
-            settings,
-        };
-        std::fs::write(
-            block.join("manifest.json"),
-            serde_json::to_string(&manifest).unwrap(),
-        )
-        .unwrap();
+        common::write_extract(&self.root, &rows(7), D, &[N], 60);
         self.data = self.root.join("extract");
         self
     }

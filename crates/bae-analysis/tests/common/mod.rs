@@ -1,5 +1,5 @@
-//! Shared helpers of the analysis tests: the real model and corpus (or a skip), small extracts, a
-//! seeded generator.
+//! Shared helpers of the analysis tests: the real model and corpus (or a skip), small extracts
+//! (real, or written by hand without the model), a seeded generator.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -62,4 +62,113 @@ impl Rng {
         let (u, v) = (self.next().max(1e-12), self.next());
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
+}
+
+fn le_bytes<T: Copy, const K: usize>(v: &[T], f: impl Fn(T) -> [u8; K]) -> Vec<u8> {
+    v.iter().flat_map(|&x| f(x)).collect()
+}
+
+/// Writes by hand, in the layout `bae extract` writes, the f32 extract folder `root/extract/block3`
+/// of the rows `x` [n, d]: shards of `shards` rows each, document id = row / `doc_rows`, token id =
+/// 7 row mod 1000, position = row mod `doc_rows`, and a complete manifest. Returns `root/extract`.
+pub fn write_extract(
+    root: &Path,
+    x: &[f32],
+    d: usize,
+    shards: &[usize],
+    doc_rows: usize,
+) -> PathBuf {
+    use bae_llm::shards::{RunSettings, ShardEntry, TextPos};
+    use safetensors::Dtype;
+    use safetensors::tensor::TensorView;
+    let n = x.len() / d;
+    assert_eq!(
+        shards.iter().sum::<usize>(),
+        n,
+        "shard sizes must cover the rows"
+    );
+    let block = root.join("extract").join("block3");
+    std::fs::create_dir_all(&block).unwrap();
+    let mut entries = Vec::new();
+    let mut first = 0;
+    for (k, &rows) in shards.iter().enumerate() {
+        let r: Vec<i32> = (first as i32..(first + rows) as i32).collect();
+        let column = |f: &dyn Fn(i32) -> i32| {
+            le_bytes(
+                &r.iter().map(|&i| f(i)).collect::<Vec<_>>(),
+                i32::to_le_bytes,
+            )
+        };
+        let act = le_bytes(&x[first * d..(first + rows) * d], f32::to_le_bytes);
+        let (docs, toks, pos) = (
+            column(&|i| i / doc_rows as i32),
+            column(&|i| (i * 7) % 1000),
+            column(&|i| i % doc_rows as i32),
+        );
+        let tensors = vec![
+            (
+                "activations",
+                TensorView::new(Dtype::F32, vec![rows, d], &act).unwrap(),
+            ),
+            (
+                "doc_ids",
+                TensorView::new(Dtype::I32, vec![rows], &docs).unwrap(),
+            ),
+            (
+                "token_ids",
+                TensorView::new(Dtype::I32, vec![rows], &toks).unwrap(),
+            ),
+            (
+                "positions",
+                TensorView::new(Dtype::I32, vec![rows], &pos).unwrap(),
+            ),
+        ];
+        let file = format!("shard-{k:05}.safetensors");
+        safetensors::serialize_to_file(tensors, None, &block.join(&file)).unwrap();
+        entries.push(ShardEntry {
+            file,
+            rows,
+            first_doc: (first / doc_rows) as i64,
+            last_doc: ((first + rows - 1) / doc_rows) as i64,
+            end: TextPos {
+                doc: (first + rows) / doc_rows,
+                token: 0,
+            },
+            candidates_end: (first + rows) as u64,
+            dropped_outliers: 0,
+        });
+        first += rows;
+    }
+    let settings = RunSettings {
+        model: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+        source: vec!["corpus".into()],
+        window: 64,
+        dtype: bae_llm::OutDtype::F32,
+        keep_sink: false,
+        shard_rows: shards[0],
+        batch: 8,
+    };
+    let manifest = bae_llm::Manifest {
+        model: settings.model.clone(),
+        block: 3,
+        d,
+        dtype: bae_llm::OutDtype::F32,
+        window: 64,
+        tokens_total: n as u64,
+        shards: entries,
+        complete: true,
+        exhausted: true,
+        tokens_budget: n as u64,
+        docs: (0..n.div_ceil(doc_rows))
+            .map(|i| format!("doc{i}"))
+            .collect(),
+        tokenizer: "test".into(),
+        settings,
+    };
+    std::fs::write(
+        block.join("manifest.json"),
+        serde_json::to_string(&manifest).unwrap(),
+    )
+    .unwrap();
+    root.join("extract")
 }

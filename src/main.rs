@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 mod compare;
 mod encode;
+mod entropy;
+mod entropy_bench;
 mod eval;
 mod export;
 mod features;
@@ -47,6 +49,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Store a corpus's binary codes under a trained BAE, bit-packed (d'/8 bytes a row), for entropy studies
     Encode(encode::EncodeArgs),
+    /// Entropy of sets of hidden states under a trained BAE: one set, or by block, position, demonstrations
+    Entropy(entropy::EntropyArgs),
+    /// Synthetic ground-truth benchmark of the entropy estimators (independent, sparse, correlated bits)
+    EntropyBench(entropy_bench::EntropyBenchArgs),
     /// Train BAE and the SAE baselines alike on the same rows and compare them (table + chart)
     Compare(compare::CompareArgs),
     /// Train and evaluate one model per point of a grid of settings (ablations: table + charts)
@@ -508,6 +514,8 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a).map_err(Failure::Message),
         Command::Eval(a) => eval::run(a).map_err(Failure::Message),
         Command::Encode(a) => encode::run(a).map_err(Failure::Message),
+        Command::Entropy(a) => entropy::run(a).map_err(Failure::Message),
+        Command::EntropyBench(a) => entropy_bench::run(a).map_err(Failure::Message),
         Command::Compare(a) => install_signal_handlers()
             .map_err(TrainError::Failed)
             .and_then(|()| compare::run(a, &STOP))

@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod encode;
+pub mod entropy;
 pub mod eval;
 pub mod export;
 pub mod features;

@@ -1,0 +1,1 @@
+//! `bae entropy-bench`: the synthetic ground-truth benchmark (being written).

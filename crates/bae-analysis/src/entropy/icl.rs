@@ -1,0 +1,1 @@
+//! In-context task for `bae entropy --by demonstrations` (being written).

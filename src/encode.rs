@@ -69,22 +69,8 @@ pub fn run(a: EncodeArgs) -> Result<(), String> {
         stop_after_shards: None,
     };
     let start = std::time::Instant::now();
-    let pb = if a.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let pb = indicatif::ProgressBar::new(0);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} rows encoded, ETA {eta}",
-            )
-            .expect("static template"),
-        );
-        pb
-    };
-    let summary = encode::encode(&opts, &mut |done, total| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-    });
+    let pb = crate::progress::bar(a.quiet, "rows encoded");
+    let summary = encode::encode(&opts, &mut crate::progress::track(&pb));
     pb.finish_and_clear();
     let summary = summary?;
     println!(

@@ -11,6 +11,7 @@ mod eval;
 mod export;
 mod features;
 mod interpret;
+mod progress;
 mod run_args;
 mod sweep;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -514,7 +515,16 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a).map_err(Failure::Message),
         Command::Eval(a) => eval::run(a).map_err(Failure::Message),
         Command::Encode(a) => encode::run(a).map_err(Failure::Message),
-        Command::Entropy(a) => entropy::run(a).map_err(Failure::Message),
+        Command::Entropy(a) => install_signal_handlers()
+            .map_err(TrainError::Failed)
+            .and_then(|()| entropy::run(a, &STOP))
+            .map_err(|e| match e {
+                e @ TrainError::Interrupted { signal, .. } => {
+                    eprintln!("{e}; re-run the same bae entropy to continue");
+                    Failure::Signal(signal)
+                }
+                TrainError::Failed(m) => Failure::Message(m),
+            }),
         Command::EntropyBench(a) => entropy_bench::run(a).map_err(Failure::Message),
         Command::Compare(a) => install_signal_handlers()
             .map_err(TrainError::Failed)

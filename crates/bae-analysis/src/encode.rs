@@ -122,20 +122,20 @@ impl EncodeSummary {
 }
 
 /// The rows to read: an extract folder (with ids) or a plain activation file (ids −1).
-enum Source {
+pub(crate) enum Source {
     Store(ShardStore),
     Other(Box<dyn RowSource>),
 }
 
 impl Source {
-    fn rows(&self) -> &dyn RowSource {
+    pub(crate) fn rows(&self) -> &dyn RowSource {
         match self {
             Source::Store(s) => s,
             Source::Other(s) => s.as_ref(),
         }
     }
 
-    fn ids(&self, rows: Range<usize>, out: &mut CodeIds) {
+    pub(crate) fn ids(&self, rows: Range<usize>, out: &mut CodeIds) {
         for r in rows {
             let (tok, doc, pos) = match self {
                 Source::Store(s) => {
@@ -156,6 +156,51 @@ impl Source {
             out.positions.push(pos);
         }
     }
+}
+
+/// The rows a command reads: `data` (default: the run's own activations) checked against the run's
+/// width, and the range `rows` selects, with a phrase naming it.
+pub(crate) fn select_rows(
+    run: &TrainedRun,
+    data: Option<&Path>,
+    rows: RowSelection,
+) -> Result<(PathBuf, Source, Range<usize>, String), String> {
+    let data = data
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| run.data().to_path_buf());
+    let src = if data.is_dir() {
+        Source::Store(ShardStore::open(&data)?)
+    } else {
+        Source::Other(bae_train::store::open_source(&data)?)
+    };
+    let rs = src.rows();
+    run.check_rows(rs, &data)?;
+    let n = rs.n_rows();
+    let range = match rows {
+        RowSelection::HeldOut if same_path(&data, run.data()) => {
+            let split = rs.train_rows(run.config.val_split);
+            if split >= n {
+                return Err(format!(
+                    "{}: the run trained on every row (--val-split {}): there are no held-out rows; use --rows all or --data",
+                    run.dir.join("config.json").display(),
+                    run.config.val_split
+                ));
+            }
+            split..n
+        }
+        _ => 0..n,
+    };
+    let rows_from = if range.len() == n {
+        format!("all {n} rows of {}", data.display())
+    } else {
+        format!(
+            "validation split (rows {}..{} of {n}) of {}",
+            range.start,
+            range.end,
+            data.display()
+        )
+    };
+    Ok((data, src, range, rows_from))
 }
 
 fn canonical(p: &Path) -> String {
@@ -182,42 +227,7 @@ pub fn encode(
             run.arch.name()
         ));
     }
-    let data = opts
-        .data
-        .clone()
-        .unwrap_or_else(|| run.data().to_path_buf());
-    let src = if data.is_dir() {
-        Source::Store(ShardStore::open(&data)?)
-    } else {
-        Source::Other(bae_train::store::open_source(&data)?)
-    };
-    let rs = src.rows();
-    run.check_rows(rs, &data)?;
-    let n = rs.n_rows();
-    let range = match opts.rows {
-        RowSelection::HeldOut if same_path(&data, run.data()) => {
-            let split = rs.train_rows(run.config.val_split);
-            if split >= n {
-                return Err(format!(
-                    "{}: the run trained on every row (--val-split {}): there are no held-out rows; use --rows all or --data",
-                    run.dir.join("config.json").display(),
-                    run.config.val_split
-                ));
-            }
-            split..n
-        }
-        _ => 0..n,
-    };
-    let rows_from = if range.len() == n {
-        format!("all {n} rows of {}", data.display())
-    } else {
-        format!(
-            "validation split (rows {}..{} of {n}) of {}",
-            range.start,
-            range.end,
-            data.display()
-        )
-    };
+    let (data, src, range, rows_from) = select_rows(&run, opts.data.as_deref(), opts.rows)?;
     let model_file = run.dir.join("model.safetensors");
     let model_bytes = std::fs::read(&model_file)
         .map_err(|e| format!("{}: cannot read: {e}", model_file.display()))?;
@@ -259,27 +269,17 @@ pub fn encode(
     }
     let mut row = range.start + resumed;
     let mut written = 0usize;
-    let mut x = vec![0f32; opts.batch.min(total.max(1)) * d];
     progress(resumed, total);
     while row < range.end && !w.is_complete() {
         if opts.stop_after_shards.is_some_and(|k| written >= k) {
             break;
         }
         let end = (row + opts.shard_rows).min(range.end);
-        let mut words: Vec<u64> = Vec::with_capacity((end - row) * dc.div_ceil(64));
-        let mut ids = CodeIds::default();
-        let mut b = row;
-        while b < end {
-            let e = (b + opts.batch).min(end);
-            let m = e - b;
-            let idx: Vec<usize> = (b..e).collect();
-            rs.gather(&idx, &mut x[..m * d])?;
-            let z = bae_ref::encode_pre(&run.params, &x[..m * d], m);
-            words.extend_from_slice(PackedRows::encode_positive(&z, m, dc).words());
-            src.ids(b..e, &mut ids);
-            b = e;
-            progress(b - range.start, total);
-        }
+        let done = row - range.start;
+        let (codes, ids) = encode_in_memory(&run, &src, row..end, opts.batch, &mut |k, _| {
+            progress(done + k, total)
+        })?;
+        let words = codes.into_words();
         w.append(&words, &ids).map_err(|e| e.to_string())?;
         written += 1;
         row = end;
@@ -316,4 +316,35 @@ pub fn read_codes(store: &CodeStore, rows: Range<usize>) -> Result<PackedRows, S
     let words = store.rows(rows).map_err(|e| e.to_string())?;
     PackedRows::from_words(n, store.n_bits(), words)
         .map_err(|e| format!("{}: {e}", store.dir().display()))
+}
+
+/// The codes and ids of `range` of `src` under the BAE of `run`, in memory (d'/8 bytes a row),
+/// encoded in batches of `batch` rows; `progress(done, total)` after every batch.
+pub(crate) fn encode_in_memory(
+    run: &TrainedRun,
+    src: &Source,
+    range: Range<usize>,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(PackedRows, CodeIds), String> {
+    let (d, dc) = (run.d(), run.d_code());
+    let rs = src.rows();
+    let total = range.len();
+    let mut words: Vec<u64> = Vec::with_capacity(total * dc.div_ceil(64));
+    let mut ids = CodeIds::default();
+    let mut x = vec![0f32; batch.min(total.max(1)) * d];
+    let mut b = range.start;
+    while b < range.end {
+        let e = (b + batch).min(range.end);
+        let m = e - b;
+        let idx: Vec<usize> = (b..e).collect();
+        rs.gather(&idx, &mut x[..m * d])?;
+        let z = bae_ref::encode_pre(&run.params, &x[..m * d], m);
+        words.extend_from_slice(PackedRows::encode_positive(&z, m, dc).words());
+        src.ids(b..e, &mut ids);
+        b = e;
+        progress(b - range.start, total);
+    }
+    let codes = PackedRows::from_words(total, dc, words).map_err(|e| e.to_string())?;
+    Ok((codes, ids))
 }

@@ -9,6 +9,7 @@ mod entropy;
 mod entropy_bench;
 mod eval;
 mod export;
+mod extract;
 mod features;
 mod interpret;
 mod progress;
@@ -39,7 +40,7 @@ enum Command {
     /// Time one full CPU training step and print a table
     Bench(BenchArgs),
     /// Run SmolLM2 (GGUF) over text and store hidden states as safetensors shards
-    Extract(bae_llm::ExtractArgs),
+    Extract(extract::ExtractArgs),
     /// Feature report of a trained run: samples (top-k by salience), histograms, logit tables; --html for a browsable report
     Features(features::FeaturesArgs),
     /// Describe features with a judge model and score them (ComSem, detection), for a run or a compare folder
@@ -475,33 +476,6 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn extract(a: bae_llm::ExtractArgs) -> Result<(), String> {
-    // one extraction per output folder: two would append to the same shards and manifest
-    let _lock = bae_io::FolderLock::acquire(&a.out).map_err(|e| e.to_string())?;
-    let s = bae_llm::run_extract(&a).map_err(|e| e.to_string())?;
-    for b in &s.blocks {
-        println!(
-            "block {}: {} rows in {} shards -> {} ({} outlier rows dropped)",
-            b.block,
-            b.rows,
-            b.shards,
-            b.dir.display(),
-            b.dropped_outliers
-        );
-    }
-    println!(
-        "{} tokens run at {:.0} tokens/s; {}",
-        s.tokens_run,
-        s.tokens_per_s,
-        if s.complete {
-            "complete"
-        } else {
-            "incomplete (re-run to continue)"
-        }
-    );
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bae_train::memory::keep_freed_memory();
@@ -509,7 +483,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train(a),
         Command::Synth(a) => synth(a).map_err(Failure::Message),
         Command::Bench(a) => bench(a).map_err(Failure::Message),
-        Command::Extract(a) => extract(a).map_err(Failure::Message),
+        Command::Extract(a) => extract::run(a).map_err(Failure::Message),
         Command::Features(a) => features::run(a).map_err(Failure::Message),
         Command::Interpret(a) => interpret::run(a).map_err(Failure::Message),
         Command::Export(a) => export::run(a).map_err(Failure::Message),

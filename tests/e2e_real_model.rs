@@ -50,13 +50,23 @@ fn extract_train_features_on_a_small_slice() {
         String::from_utf8_lossy(&o.stderr)
     );
     let block = acts.join("block8");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(block.join("manifest.json")).unwrap())
-            .unwrap();
-    assert_eq!(manifest["d"], 576);
-    assert_eq!(manifest["complete"], true);
-    let rows = manifest["tokens_total"].as_u64().unwrap();
+    // the manifest `bae extract` wrote reads through the typed store definition, and is exactly
+    // that definition's serialisation
+    let manifest = bae_io::extract_store::Manifest::read(&block)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        manifest.to_bytes(),
+        std::fs::read(block.join("manifest.json")).unwrap()
+    );
+    assert_eq!((manifest.d, manifest.block), (576, 8));
+    assert!(manifest.complete);
+    let rows = manifest.tokens_total;
     assert!((2900..=3000).contains(&rows), "rows {rows}");
+    assert_eq!(
+        bae_io::ShardStore::open(&acts).unwrap().n_rows() as u64,
+        rows
+    );
 
     // re-running a finished extraction reuses it
     let o = bae(&[
@@ -333,9 +343,9 @@ fn eval_refuses_a_model_of_another_width() {
         &std::collections::BTreeMap::new(),
     )
     .unwrap();
-    let manifest =
-        serde_json::json!({"d": d, "shards": [{"file": "shard_00000.safetensors", "rows": n}]});
-    std::fs::write(block.join("manifest.json"), manifest.to_string()).unwrap();
+    extract_manifest(d, "shard_00000.safetensors", n)
+        .write(&block)
+        .unwrap();
     let run = dir.path().join("run");
     let o = bae(&[
         "train",
@@ -365,4 +375,41 @@ fn eval_refuses_a_model_of_another_width() {
         "{err}"
     );
     assert!(!run.join("eval.json").exists(), "nothing written on error");
+}
+
+/// The manifest of an f32 extract folder of one shard of `rows` rows of width `d`.
+fn extract_manifest(d: usize, file: &str, rows: usize) -> bae_io::extract_store::Manifest {
+    use bae_io::extract_store::{Manifest, OutDtype, RunSettings, ShardEntry, TextPos};
+    let settings = RunSettings {
+        model: "hand-written".into(),
+        source: vec!["none".into()],
+        window: 100,
+        dtype: OutDtype::F32,
+        keep_sink: true,
+        shard_rows: rows,
+        batch: 1,
+    };
+    Manifest {
+        model: settings.model.clone(),
+        block: 3,
+        d,
+        dtype: OutDtype::F32,
+        window: 100,
+        tokens_total: rows as u64,
+        shards: vec![ShardEntry {
+            file: file.into(),
+            rows,
+            first_doc: 0,
+            last_doc: (rows as i64 - 1) / 100,
+            end: TextPos::default(),
+            candidates_end: rows as u64,
+            dropped_outliers: 0,
+        }],
+        complete: true,
+        exhausted: true,
+        tokens_budget: rows as u64,
+        docs: (0..rows.div_ceil(100)).map(|i| format!("doc{i}")).collect(),
+        tokenizer: "none".into(),
+        settings,
+    }
 }

@@ -10,9 +10,9 @@
 use crate::TrainedRun;
 use crate::eval::same_path;
 use bae_bits::PackedRows;
+use bae_io::ShardStore;
 use bae_io::code_store::{CodeIds, CodeStore, CodeStoreWriter, checksum};
 use bae_train::RowSource;
-use bae_train::store::ShardStore;
 use serde::Serialize;
 use serde_json::json;
 use std::ops::Range;
@@ -123,14 +123,14 @@ impl EncodeSummary {
 
 /// The rows to read: an extract folder (with ids) or a plain activation file (ids −1).
 pub(crate) enum Source {
-    Store(ShardStore),
+    Store(Box<ShardStore>),
     Other(Box<dyn RowSource>),
 }
 
 impl Source {
     pub(crate) fn rows(&self) -> &dyn RowSource {
         match self {
-            Source::Store(s) => s,
+            Source::Store(s) => s.as_ref(),
             Source::Other(s) => s.as_ref(),
         }
     }
@@ -169,7 +169,9 @@ pub(crate) fn select_rows(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| run.data().to_path_buf());
     let src = if data.is_dir() {
-        Source::Store(ShardStore::open(&data)?)
+        Source::Store(Box::new(
+            ShardStore::open(&data).map_err(|e| e.to_string())?,
+        ))
     } else {
         Source::Other(bae_train::store::open_source(&data)?)
     };
@@ -232,13 +234,10 @@ pub fn encode(
     let model_bytes = std::fs::read(&model_file)
         .map_err(|e| format!("{}: cannot read: {e}", model_file.display()))?;
     let (llm, block) = match &src {
-        Source::Store(s) => {
-            let m = bae_llm::Manifest::read(Path::new(&s.describe())).map_err(|e| e.to_string())?;
-            (
-                m.as_ref().map(|m| json!(m.model)),
-                m.as_ref().map(|m| json!(m.block)),
-            )
-        }
+        Source::Store(s) => (
+            Some(json!(s.manifest().model)),
+            Some(json!(s.manifest().block)),
+        ),
         Source::Other(_) => (None, None),
     };
     let settings = json!({

@@ -6,8 +6,8 @@
 mod common;
 use bae_analysis::encode::{EncodeOptions, RowSelection, encode, read_codes};
 use bae_bits::PackedRows;
+use bae_io::ShardStore;
 use bae_io::code_store::{CODES_INDEX, CodeStore};
-use bae_train::store::ShardStore;
 use bae_train::{ArchKind, Device, RowSource, RunOptions, TrainConfig};
 use common::Rng;
 use std::collections::BTreeMap;

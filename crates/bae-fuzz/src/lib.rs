@@ -9,7 +9,7 @@
 //! checks. Everything follows one seed: the same command gives the same executions.
 //!
 //! Targets ([`targets::TARGETS`]): `safetensors` and `npy` (`bae_io::ActivationFile`),
-//! `tensors` (`bae_io::load_tensors*`), `store` (`bae_train::store::ShardStore` and
+//! `tensors` (`bae_io::load_tensors*`), `store` (`bae_io::ShardStore` and
 //! `bae_llm::Manifest`), `checkpoint` (`bae_train::checkpoint::load`, `bae_train::load_init`),
 //! `gguf` (`bae_llm::Gguf`, `llama_config`, `Tokenizer::from_gguf`, tensor reads).
 //!

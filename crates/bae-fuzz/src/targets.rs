@@ -419,7 +419,7 @@ impl Target for Store {
     fn exec(&mut self, dir: &Path) -> Verdict {
         use bae_train::RowSource;
         let mut acc = Acc::default();
-        let opened = bae_train::store::ShardStore::open(dir);
+        let opened = bae_io::ShardStore::open(dir);
         let ok = acc.result("ShardStore::open", &opened);
         if let Ok(s) = opened {
             let (n, d) = (s.n_rows(), s.dim());

@@ -243,7 +243,9 @@ impl Index {
     }
 }
 
-fn plain_name(name: &str) -> bool {
+/// A name that stays inside its folder: not empty, no path separator, not `.` or `..`, no
+/// control character.
+pub(crate) fn plain_name(name: &str) -> bool {
     !name.is_empty()
         && !name.contains('/')
         && !name.contains('\\')

@@ -16,8 +16,8 @@
 //! * `sparsity.safetensors` holds `sparsity [d_sae]` = log10(feature density + 1e-10), the
 //!   density being the share of tokens on which the feature's activation is non-zero.
 //!
-//! `serde_json` is the only serialisation dependency of this crate, so the conversions to and from
-//! JSON are written out here (and check every field on the way in).
+//! The conversions to and from JSON are written out here rather than derived (unlike the extract
+//! manifest's), and check every field on the way in.
 
 use serde_json::{Map, Value, json};
 

@@ -6,6 +6,8 @@
 //! * [`load_tensors`], [`load_tensors_f64`], [`take_tensor`], [`save_tensors`]: named
 //!   tensors (parameters, checkpoints, golden vectors) in safetensors files.
 //! * [`write_atomic`]: crash-safe file replacement; [`JsonlWriter`]: metrics logs.
+//! * [`extract_store`]: the `bae extract` folder format (typed `manifest.json`, shard tensors)
+//!   and [`ShardStore`], its reader.
 //!
 //! All inputs are treated as untrusted. Every declared size (header lengths, shapes,
 //! offsets) is checked with overflow-safe arithmetic against the real file length before
@@ -19,6 +21,7 @@ pub mod code_store;
 mod dtype;
 mod error;
 mod export_format;
+pub mod extract_store;
 mod folder_lock;
 mod jsonl;
 mod npy;
@@ -34,6 +37,7 @@ pub use export_format::{
     ExportMarker, SAELENS_LAYOUT_VERSION, SaeArchitecture, SaeLensCfg, SaeLensMetadata,
     export_files, export_tensors, reference_tensors,
 };
+pub use extract_store::ShardStore;
 pub use folder_lock::{FolderLock, LOCK_FILE};
 pub use jsonl::JsonlWriter;
 pub use tensors::{

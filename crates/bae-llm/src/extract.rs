@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use bae_io::extract_store::{Manifest, OutDtype, RunSettings};
 use serde::Serialize;
 
 use crate::corpus::{DocStream, list_files};
@@ -23,9 +24,7 @@ use crate::error::{LlmError, Result};
 use crate::gguf::Gguf;
 use crate::model::{LoadOptions, Model};
 use crate::pipeline::{BlockOut, Run, Stats};
-use crate::shards::{
-    Manifest, OutDtype, RunSettings, ShardBuffer, check_settings, prepare_dir, remove_stale_files,
-};
+use crate::shards::{ShardBuffer, check_settings, prepare_dir, read_manifest, remove_stale_files};
 use crate::tokenizer::Tokenizer;
 
 pub const DEFAULT_MODEL: &str = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -36,54 +35,64 @@ pub const SINK_POSITIONS: usize = 2;
 /// Documents larger than this are tokenised in pieces (see `corpus::safe_chunks`).
 pub(crate) const TOKENIZE_CHUNK_BYTES: usize = 1 << 20;
 
-/// Options of `bae extract` (and of the `extract` example).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ExtractArgs {
-    /// GGUF model file (fetched by `bash scripts/setup.sh`)
-    #[arg(long, default_value = DEFAULT_MODEL)]
+/// What to extract and where (the flags of `bae extract`, whose defaults [`Default`] gives).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractOptions {
+    /// GGUF model file.
     pub model: PathBuf,
-    /// Text sources: .txt files, .jsonl files ("text" field per line), or folders of them
-    #[arg(long, num_args = 1.., default_value = "data/corpus/sotu")]
+    /// Text sources: .txt files, .jsonl files ("text" field per line), or folders of them.
     pub text: Vec<PathBuf>,
-    /// Blocks to extract, comma-separated (block b = residual stream after layer b, 0-based)
-    #[arg(long, value_delimiter = ',', default_value = "15")]
+    /// Blocks to extract (block b = residual stream after layer b, 0-based).
     pub blocks: Vec<usize>,
-    /// Tokens per window (context length of each forward pass)
-    #[arg(long, default_value_t = 128)]
+    /// Tokens per window (context length of each forward pass).
     pub window: usize,
-    /// Budget of rows to extract (rows passing the position rule, counted over all runs)
-    #[arg(long, default_value_t = 200_000)]
+    /// Budget of rows to extract (rows passing the position rule, counted over all runs).
     pub tokens: u64,
-    /// Stored activation type
-    #[arg(long, value_enum, default_value_t = OutDtype::F16)]
+    /// Stored activation type.
     pub dtype: OutDtype,
-    /// Keep every row: no dropping of positions 0-1 nor of rows with norm > 10x median
-    #[arg(long)]
+    /// Keep every row: no dropping of positions 0-1 nor of rows with norm > 10x median.
     pub keep_sink: bool,
-    /// Maximum rows per shard file
-    #[arg(long, default_value_t = 65_536)]
+    /// Maximum rows per shard file.
     pub shard_rows: usize,
-    /// Output folder; each block goes to OUT/block{B}/
-    #[arg(long, default_value = "data/activations")]
+    /// Output folder; each block goes to `out/block{B}/`.
     pub out: PathBuf,
-    /// Windows per forward pass
-    #[arg(long, default_value_t = 8)]
+    /// Windows per forward pass.
     pub batch: usize,
-    /// No progress bar
-    #[arg(long)]
-    pub quiet: bool,
 }
 
-impl Default for ExtractArgs {
+impl Default for ExtractOptions {
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            args: ExtractArgs,
+        Self {
+            model: PathBuf::from(DEFAULT_MODEL),
+            text: vec![PathBuf::from("data/corpus/sotu")],
+            blocks: vec![15],
+            window: 128,
+            tokens: 200_000,
+            dtype: OutDtype::F16,
+            keep_sink: false,
+            shard_rows: 65_536,
+            out: PathBuf::from("data/activations"),
+            batch: 8,
         }
-        <Wrap as clap::Parser>::parse_from(["extract"]).args
     }
 }
+
+/// How [`run_extract_with_progress`] reports progress (the CLI draws a bar). Every method does
+/// nothing unless overridden.
+pub trait ExtractProgress {
+    /// Once, before the first forward pass: `done` candidate rows (from earlier runs of the same
+    /// folder) out of the `budget` (`tokens`). Not called when there is nothing left to do.
+    fn start(&mut self, _done: u64, _budget: u64) {}
+    /// After each batch: candidate rows so far, all runs.
+    fn update(&mut self, _done: u64) {}
+    /// The text is read; the last shard and the manifests are still to be written.
+    fn finish(&mut self) {}
+}
+
+/// No progress reports (what [`run_extract`] uses).
+pub struct NoProgress;
+
+impl ExtractProgress for NoProgress {}
 
 /// Per-block outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -132,8 +141,16 @@ pub fn tokenize_document(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
     ids
 }
 
-/// Runs (or resumes) an extraction; see the module docs.
-pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
+/// Runs (or resumes) an extraction without progress reports; see the module docs.
+pub fn run_extract(args: &ExtractOptions) -> Result<ExtractSummary> {
+    run_extract_with_progress(args, &mut NoProgress)
+}
+
+/// Runs (or resumes) an extraction, reporting progress to `progress`; see the module docs.
+pub fn run_extract_with_progress(
+    args: &ExtractOptions,
+    progress: &mut dyn ExtractProgress,
+) -> Result<ExtractSummary> {
     validate(args)?;
     let mut gguf = Gguf::open(&args.model)?;
     let cfg = gguf.llama_config()?;
@@ -190,7 +207,7 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
     for &block in &blocks {
         let dir = args.out.join(format!("block{block}"));
         prepare_dir(&dir)?;
-        let manifest = match Manifest::read(&dir)? {
+        let manifest = match read_manifest(&dir)? {
             Some(m) => {
                 check_settings(&dir, &m.settings, &settings)?;
                 m
@@ -242,8 +259,9 @@ pub fn run_extract(args: &ExtractArgs) -> Result<ExtractSummary> {
             candidates,
             ..Stats::default()
         },
-        progress: progress_bar(args, candidates),
+        progress,
     };
+    run.progress.start(candidates, args.tokens);
     run.stream(&tokenizer, DocStream::new(files), start)?;
     run.stats.seconds = started.elapsed().as_secs_f64();
     Ok(summary(args, &run.outs, cfg.d_model, run.stats, resumed))
@@ -271,7 +289,7 @@ fn align_manifests(outs: &mut [BlockOut]) -> Result<usize> {
 }
 
 fn summary(
-    args: &ExtractArgs,
+    args: &ExtractOptions,
     outs: &[BlockOut],
     d: usize,
     stats: Stats,
@@ -312,7 +330,7 @@ fn summary(
     }
 }
 
-fn validate(args: &ExtractArgs) -> Result<()> {
+fn validate(args: &ExtractOptions) -> Result<()> {
     let bad = |m: &str| Err(LlmError::Input(m.to_string()));
     if args.blocks.is_empty() {
         return bad("--blocks: give at least one block");
@@ -347,20 +365,4 @@ fn file_name(p: &Path) -> String {
         || p.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
-}
-
-fn progress_bar(args: &ExtractArgs, done: u64) -> indicatif::ProgressBar {
-    if args.quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(args.tokens);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} tokens, {per_sec:0}, ETA {eta}",
-        )
-        .expect("static template"),
-    );
-    pb.set_position(done);
-    pb.reset_eta();
-    pb
 }

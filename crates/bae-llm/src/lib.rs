@@ -14,8 +14,10 @@
 //!   ChatML prompt and its stop tokens.
 //!   **Block convention:** block `b` is the residual stream after layer `b` (0-based), i.e. after
 //!   layers `0..=b`; block 15 is the output of the 16th of 30 layers.
-//! * [`run_extract`] / [`ExtractArgs`]: resumable, memory-bounded extraction to
-//!   `OUT/block<B>/shard-NNNNN.safetensors` + `manifest.json`.
+//! * [`run_extract`] / [`ExtractOptions`]: resumable, memory-bounded extraction to
+//!   `OUT/block<B>/shard-NNNNN.safetensors` + `manifest.json` (the store format of
+//!   [`bae_io::extract_store`]); [`run_extract_with_progress`] reports progress through
+//!   [`ExtractProgress`].
 //!
 //! Every error is an [`LlmError`] whose `Display` is one line.
 
@@ -31,13 +33,13 @@ mod pipeline;
 pub mod shards;
 pub mod tokenizer;
 
+pub use bae_io::extract_store::{Manifest, OutDtype};
 pub use error::LlmError;
 pub use extract::{
-    BlockSummary, DEFAULT_MODEL, ExtractArgs, ExtractSummary, SINK_POSITIONS, run_extract,
-    tokenize_document,
+    BlockSummary, DEFAULT_MODEL, ExtractOptions, ExtractProgress, ExtractSummary, NoProgress,
+    SINK_POSITIONS, run_extract, run_extract_with_progress, tokenize_document,
 };
 pub use generate::{argmax, chat_prompt, chat_stop_ids};
 pub use gguf::{Gguf, LlamaConfig};
 pub use model::{KvCache, LoadOptions, Model};
-pub use shards::{Manifest, OutDtype};
 pub use tokenizer::Tokenizer;

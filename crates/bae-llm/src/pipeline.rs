@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 
+use bae_io::extract_store::{Manifest, ShardEntry, TextPos};
+
 use crate::corpus::DocStream;
 use crate::error::{LlmError, Result};
-use crate::extract::{ExtractArgs, OUTLIER_FACTOR, tokenize_document};
+use crate::extract::{ExtractOptions, ExtractProgress, OUTLIER_FACTOR, tokenize_document};
 use crate::model::Model;
-use crate::shards::{Manifest, ShardBuffer, ShardEntry, TextPos, median, shard_name};
+use crate::shards::{ShardBuffer, median, shard_name, write_manifest};
 use crate::tokenizer::Tokenizer;
 
 /// A window of one document waiting for a forward pass.
@@ -41,7 +43,7 @@ pub(crate) struct Stats {
 
 /// State of one extraction pass.
 pub(crate) struct Run<'a> {
-    pub args: &'a ExtractArgs,
+    pub args: &'a ExtractOptions,
     pub model: &'a Model,
     pub blocks: &'a [usize],
     /// Leading positions dropped from each window.
@@ -58,7 +60,7 @@ pub(crate) struct Run<'a> {
     /// Names of the documents seen; doc ids index this list.
     pub docs: Vec<String>,
     pub stats: Stats,
-    pub progress: indicatif::ProgressBar,
+    pub progress: &'a mut dyn ExtractProgress,
 }
 
 impl Run<'_> {
@@ -91,7 +93,7 @@ impl Run<'_> {
         if !self.pending.is_empty() {
             self.run_batch()?;
         }
-        self.progress.finish_and_clear();
+        self.progress.finish();
         if self.stats.candidates == 0 && exhausted {
             let src: Vec<String> = self
                 .args
@@ -206,7 +208,7 @@ impl Run<'_> {
         self.shard_candidates += batch_candidates;
         self.last_end = self.pending.last().map_or(self.last_end, |w| w.end);
         self.pending.clear();
-        self.progress.set_position(self.stats.candidates);
+        self.progress.update(self.stats.candidates);
         Ok(())
     }
 
@@ -242,7 +244,7 @@ impl Run<'_> {
         self.shard_candidates = 0;
         // Manifests only after every block's shard is on disk.
         for o in &self.outs {
-            o.manifest.write(&o.dir)?;
+            write_manifest(&o.manifest, &o.dir)?;
         }
         Ok(())
     }

@@ -1,149 +1,62 @@
-//! Activation shards (safetensors) and the per-block manifest, both written atomically.
+//! Writing the extract store: activation shards (safetensors) and the per-block manifest, both
+//! written atomically. The format itself (the typed manifest, the shard tensor names) is defined
+//! once in [`bae_io::extract_store`], which also reads it back.
 //!
 //! Shard `DIR/blockB/shard-NNNNN.safetensors` holds `activations` `[n, d]` (f16/bf16/f32),
-//! `token_ids`, `doc_ids`, `positions` `[n]` (i32) and string metadata. `manifest.json` lists the
-//! complete shards and where in the text each one ends, so an interrupted run can resume.
+//! `token_ids`, `doc_ids`, `positions` `[n]` (i32) and string metadata.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use bae_io::ACTIVATIONS_TENSOR;
+use bae_io::extract_store::{
+    DOC_IDS_TENSOR, Manifest, OutDtype, POSITIONS_TENSOR, RunSettings, TOKEN_IDS_TENSOR,
+};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{LlmError, Result};
 
-/// Element type of the stored activations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutDtype {
-    F16,
-    Bf16,
-    F32,
+/// safetensors element type of the stored activations.
+fn st_dtype(dtype: OutDtype) -> Dtype {
+    match dtype {
+        OutDtype::F16 => Dtype::F16,
+        OutDtype::Bf16 => Dtype::BF16,
+        OutDtype::F32 => Dtype::F32,
+    }
 }
 
-impl OutDtype {
-    pub fn name(self) -> &'static str {
-        match self {
-            OutDtype::F16 => "f16",
-            OutDtype::Bf16 => "bf16",
-            OutDtype::F32 => "f32",
-        }
-    }
-
-    fn st_dtype(self) -> Dtype {
-        match self {
-            OutDtype::F16 => Dtype::F16,
-            OutDtype::Bf16 => Dtype::BF16,
-            OutDtype::F32 => Dtype::F32,
-        }
-    }
-
-    /// Appends `row` converted to this type, little-endian.
-    fn push_row(self, row: &[f32], out: &mut Vec<u8>) {
-        match self {
-            OutDtype::F16 => {
-                for &v in row {
-                    out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
-                }
+/// Appends `row` converted to `dtype`, little-endian.
+fn push_row(dtype: OutDtype, row: &[f32], out: &mut Vec<u8>) {
+    match dtype {
+        OutDtype::F16 => {
+            for &v in row {
+                out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
             }
-            OutDtype::Bf16 => {
-                for &v in row {
-                    out.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes());
-                }
+        }
+        OutDtype::Bf16 => {
+            for &v in row {
+                out.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes());
             }
-            OutDtype::F32 => {
-                for &v in row {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
+        }
+        OutDtype::F32 => {
+            for &v in row {
+                out.extend_from_slice(&v.to_le_bytes());
             }
         }
     }
 }
 
-/// Where the text stands: the next unread token is `token` of document `doc`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TextPos {
-    pub doc: usize,
-    pub token: usize,
+/// Reads a block folder's manifest for resuming; Ok(None) if there is none.
+pub(crate) fn read_manifest(block_dir: &Path) -> Result<Option<Manifest>> {
+    Manifest::read(block_dir)
+        .map_err(|e| LlmError::Output(format!("{e}; remove the folder to start over")))
 }
 
-/// One complete shard in the manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardEntry {
-    pub file: String,
-    pub rows: usize,
-    /// Document ids of the first and last row (-1 for an empty shard).
-    pub first_doc: i64,
-    pub last_doc: i64,
-    /// Text position right after this shard (resume point).
-    pub end: TextPos,
-    /// Candidate rows (after the position rule, before the outlier rule) up to the end of this
-    /// shard, counted from the start: what the --tokens budget counts.
-    pub candidates_end: u64,
-    /// Rows dropped in this shard by the norm > 10 x median rule.
-    pub dropped_outliers: usize,
-}
-
-/// Settings that must be equal for a run to continue an existing output folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSettings {
-    pub model: String,
-    pub source: Vec<String>,
-    pub window: usize,
-    pub dtype: OutDtype,
-    pub keep_sink: bool,
-    pub shard_rows: usize,
-    pub batch: usize,
-}
-
-/// `DIR/blockB/manifest.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub model: String,
-    pub block: usize,
-    pub d: usize,
-    pub dtype: OutDtype,
-    pub window: usize,
-    /// Rows stored in all shards.
-    pub tokens_total: u64,
-    pub shards: Vec<ShardEntry>,
-    /// True when the run reached its --tokens budget or the end of the text.
-    pub complete: bool,
-    /// True when the whole text was consumed (a larger budget cannot add rows).
-    pub exhausted: bool,
-    pub tokens_budget: u64,
-    /// Document names; doc_ids in the shards index this list.
-    pub docs: Vec<String>,
-    pub tokenizer: String,
-    pub settings: RunSettings,
-}
-
-impl Manifest {
-    pub fn path(block_dir: &Path) -> PathBuf {
-        block_dir.join("manifest.json")
-    }
-
-    /// Reads a manifest; Ok(None) if there is none.
-    pub fn read(block_dir: &Path) -> Result<Option<Self>> {
-        let path = Self::path(block_dir);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(LlmError::io(&path, e)),
-        };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            LlmError::io(
-                &path,
-                format!("unreadable manifest ({e}); remove the folder to start over"),
-            )
-        })
-    }
-
-    pub fn write(&self, block_dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        write_file(&Self::path(block_dir), &bytes)
-    }
+/// Writes a block folder's manifest atomically.
+pub(crate) fn write_manifest(m: &Manifest, block_dir: &Path) -> Result<()> {
+    m.write(block_dir)
+        .map_err(|e| LlmError::Output(e.to_string()))
 }
 
 pub fn shard_name(index: usize) -> String {
@@ -187,7 +100,7 @@ impl ShardBuffer {
 
     pub fn push(&mut self, row: &[f32], token: u32, doc: usize, pos: usize) {
         debug_assert_eq!(row.len(), self.d);
-        self.dtype.push_row(row, &mut self.acts);
+        push_row(self.dtype, row, &mut self.acts);
         self.token_ids.push(token as i32);
         self.doc_ids.push(doc as i32);
         self.positions.push(pos as i32);
@@ -204,12 +117,12 @@ impl ShardBuffer {
         );
         let tensors = vec![
             (
-                "activations",
-                view(self.dtype.st_dtype(), vec![n, self.d], &self.acts)?,
+                ACTIVATIONS_TENSOR,
+                view(st_dtype(self.dtype), vec![n, self.d], &self.acts)?,
             ),
-            ("doc_ids", view(Dtype::I32, vec![n], &doc)?),
-            ("positions", view(Dtype::I32, vec![n], &pos)?),
-            ("token_ids", view(Dtype::I32, vec![n], &tok)?),
+            (DOC_IDS_TENSOR, view(Dtype::I32, vec![n], &doc)?),
+            (POSITIONS_TENSOR, view(Dtype::I32, vec![n], &pos)?),
+            (TOKEN_IDS_TENSOR, view(Dtype::I32, vec![n], &tok)?),
         ];
         let bytes = safetensors::serialize(tensors, Some(metadata))
             .map_err(|e| LlmError::Tensor(e.to_string()))?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bae_llm::generate::SMOLLM2_DEFAULT_SYSTEM;
 use bae_llm::{
-    ExtractArgs, Gguf, LoadOptions, Model, Tokenizer, argmax, chat_prompt, chat_stop_ids,
+    ExtractOptions, Gguf, LoadOptions, Model, Tokenizer, argmax, chat_prompt, chat_stop_ids,
 };
 
 /// The model, loaded once for all tests.
@@ -221,15 +221,14 @@ fn extract_small_slice_of_the_corpus(r: &Real) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let args = ExtractArgs {
+    let args = ExtractOptions {
         model: r.path.clone(),
         text: vec![corpus],
         blocks: vec![15],
         tokens: 600,
         shard_rows: 512,
         out: dir.path().to_path_buf(),
-        quiet: true,
-        ..ExtractArgs::default()
+        ..ExtractOptions::default()
     };
     let s = bae_llm::run_extract(&args).unwrap();
     assert!(s.complete);

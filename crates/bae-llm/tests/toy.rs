@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use bae_llm::{ExtractArgs, LoadOptions, Model, OutDtype, Tokenizer, run_extract};
+use bae_llm::{ExtractOptions, LoadOptions, Model, OutDtype, Tokenizer, run_extract};
 use common::{NamedTensor, Toy, noise, write_toy_gguf, write_toy_gguf_with};
 
 fn tensor<'a>(ts: &'a [(String, Vec<usize>, Vec<f32>)], name: &str) -> &'a [f32] {
@@ -273,8 +273,8 @@ fn toy_tokenizer_merges_by_rank() {
     assert_eq!(tok.decode(&ids), "the theme 42");
 }
 
-fn args(model: &Path, text: &Path, out: &Path) -> ExtractArgs {
-    ExtractArgs {
+fn args(model: &Path, text: &Path, out: &Path) -> ExtractOptions {
+    ExtractOptions {
         model: model.to_path_buf(),
         text: vec![text.to_path_buf()],
         blocks: vec![2, 0],
@@ -285,7 +285,6 @@ fn args(model: &Path, text: &Path, out: &Path) -> ExtractArgs {
         shard_rows: 40,
         out: out.to_path_buf(),
         batch: 2,
-        quiet: true,
     }
 }
 
@@ -414,6 +413,7 @@ fn extraction_writes_shards_manifest_and_resumes() {
     for b in &s.blocks {
         let mut m = bae_llm::Manifest::read(&b.dir).unwrap().unwrap();
         m.shards.truncate(2);
+        m.tokens_total = m.shards.iter().map(|s| s.rows as u64).sum();
         m.complete = false;
         m.write(&b.dir).unwrap();
         std::fs::write(b.dir.join(".shard-00002.safetensors.123-0.tmp"), b"partial").unwrap();
@@ -422,6 +422,7 @@ fn extraction_writes_shards_manifest_and_resumes() {
     // One block one shard further behind (killed between manifest writes).
     let mut m0 = bae_llm::Manifest::read(&s.blocks[0].dir).unwrap().unwrap();
     m0.shards.truncate(1);
+    m0.tokens_total = m0.shards[0].rows as u64;
     m0.write(&s.blocks[0].dir).unwrap();
     let resumed = run_extract(&a).unwrap();
     assert_eq!(resumed.resumed_shards, 1);
@@ -439,7 +440,7 @@ fn extraction_writes_shards_manifest_and_resumes() {
     }
 
     // A larger budget continues to the end of the text.
-    let more = run_extract(&ExtractArgs {
+    let more = run_extract(&ExtractOptions {
         tokens: 1_000_000,
         ..a.clone()
     })
@@ -457,7 +458,7 @@ fn extraction_writes_shards_manifest_and_resumes() {
     assert_eq!(names, ["a.txt", "d.jsonl:1", "d.jsonl:3", "c.txt"]);
 
     // Other settings in the same folder are refused.
-    let err = run_extract(&ExtractArgs {
+    let err = run_extract(&ExtractOptions {
         window: 8,
         ..a.clone()
     })
@@ -469,13 +470,108 @@ fn extraction_writes_shards_manifest_and_resumes() {
     );
 }
 
+/// The manifest `run_extract` writes is the store format of bae-io: its bytes are the typed
+/// manifest's serialisation, and the shard store opens the folder with every row.
+#[test]
+fn the_written_store_reads_through_the_typed_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model_path, toy, _) = toy_model(dir.path());
+    let text = corpus(dir.path());
+    let out = dir.path().join("acts");
+    let s = run_extract(&args(&model_path, &text, &out)).unwrap();
+    for b in &s.blocks {
+        let bytes = std::fs::read(b.dir.join("manifest.json")).unwrap();
+        let m = bae_io::extract_store::Manifest::from_slice(&b.dir.join("manifest.json"), &bytes)
+            .unwrap();
+        assert_eq!(
+            m.to_bytes(),
+            bytes,
+            "the manifest round-trips byte for byte"
+        );
+        // every field the extractor writes, nothing more: the JSON keys are the typed fields
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v, serde_json::to_value(&m).unwrap());
+        assert_eq!(m.settings.batch, 2);
+        assert_eq!(m.dtype, OutDtype::F32);
+        let store = bae_io::ShardStore::open(&b.dir).unwrap();
+        assert_eq!((store.n_rows() as u64, store.dim()), (b.rows, toy.d));
+        assert_eq!(store.manifest(), &m);
+        // token ids and positions come back with each row
+        let (_, pos) = store.token_of(0).unwrap();
+        assert_eq!(pos, 2);
+        let last = store.n_rows() - 1;
+        assert_eq!(store.doc_of(last), m.shards.last().unwrap().last_doc);
+    }
+    // a manifest the typed reader refuses stops a resume, in one line naming it
+    let block0 = &s.blocks[0].dir;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(block0.join("manifest.json")).unwrap()).unwrap();
+    v["shards"][0]["file"] = serde_json::json!("../shard-00000.safetensors");
+    std::fs::write(block0.join("manifest.json"), v.to_string()).unwrap();
+    let e = err_of(&args(&model_path, &text, &out));
+    assert!(
+        e.contains("manifest.json")
+            && e.contains("not a plain file name")
+            && e.contains("remove the folder to start over"),
+        "{e}"
+    );
+}
+
+/// Progress goes to the caller's `ExtractProgress`: the budget once, counts that only grow up
+/// to the budget, then the end.
+#[test]
+fn progress_is_reported_through_the_trait() {
+    #[derive(Default)]
+    struct Record {
+        start: Vec<(u64, u64)>,
+        updates: Vec<u64>,
+        finished: usize,
+    }
+    impl bae_llm::ExtractProgress for Record {
+        fn start(&mut self, done: u64, budget: u64) {
+            self.start.push((done, budget));
+        }
+        fn update(&mut self, done: u64) {
+            assert_eq!(self.finished, 0, "update after finish");
+            self.updates.push(done);
+        }
+        fn finish(&mut self) {
+            self.finished += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (model_path, _, _) = toy_model(dir.path());
+    let text = corpus(dir.path());
+    let out = dir.path().join("acts");
+    let a = args(&model_path, &text, &out);
+    let mut r = Record::default();
+    let s = bae_llm::run_extract_with_progress(&a, &mut r).unwrap();
+    assert_eq!(r.start, [(0, 150)]);
+    assert!(r.updates.windows(2).all(|w| w[0] < w[1]), "{:?}", r.updates);
+    assert_eq!(r.updates.last(), Some(&150));
+    assert_eq!(r.finished, 1);
+    assert_eq!(s.candidates_total, 150);
+    // a larger budget resumes from the rows already there
+    let mut r = Record::default();
+    let more = ExtractOptions {
+        tokens: 200,
+        ..a.clone()
+    };
+    bae_llm::run_extract_with_progress(&more, &mut r).unwrap();
+    assert_eq!(r.start, [(150, 200)]);
+    // nothing left to do: no report at all
+    let mut r = Record::default();
+    bae_llm::run_extract_with_progress(&more, &mut r).unwrap();
+    assert!(r.start.is_empty() && r.updates.is_empty() && r.finished == 0);
+}
+
 #[test]
 fn keep_sink_keeps_every_position_and_f16_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let (model_path, _, _) = toy_model(dir.path());
     let text = corpus(dir.path());
     let out = dir.path().join("acts");
-    let a = ExtractArgs {
+    let a = ExtractOptions {
         keep_sink: true,
         dtype: OutDtype::F16,
         blocks: vec![1],
@@ -489,7 +585,7 @@ fn keep_sink_keeps_every_position_and_f16_rounds() {
     assert_eq!(f.dtype(), bae_io::DType::F16);
 }
 
-fn err_of(a: &ExtractArgs) -> String {
+fn err_of(a: &ExtractOptions) -> String {
     let e = run_extract(a).unwrap_err().to_string();
     assert!(!e.contains('\n'), "error is not one line: {e}");
     e
@@ -503,7 +599,7 @@ fn errors_are_one_line_and_helpful() {
     let out = dir.path().join("acts");
     let base = args(&model_path, &text, &out);
 
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         model: dir.path().join("nope.gguf"),
         ..base.clone()
     });
@@ -512,7 +608,7 @@ fn errors_are_one_line_and_helpful() {
         "{e}"
     );
 
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         text: vec![dir.path().join("no-corpus")],
         ..base.clone()
     });
@@ -523,7 +619,7 @@ fn errors_are_one_line_and_helpful() {
 
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"this is not a gguf file at all").unwrap();
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         model: junk,
         ..base.clone()
     });
@@ -531,7 +627,7 @@ fn errors_are_one_line_and_helpful() {
 
     let gpt2 = dir.path().join("gpt2.gguf");
     write_toy_gguf_with(&gpt2, &Toy::default(), "gpt2", &[]);
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         model: gpt2,
         ..base.clone()
     });
@@ -539,7 +635,7 @@ fn errors_are_one_line_and_helpful() {
 
     let holey = dir.path().join("holey.gguf");
     write_toy_gguf_with(&holey, &Toy::default(), "llama", &["blk.1.ffn_up.weight"]);
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         model: holey,
         ..base.clone()
     });
@@ -548,7 +644,7 @@ fn errors_are_one_line_and_helpful() {
         "{e}"
     );
 
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         blocks: vec![3],
         ..base.clone()
     });
@@ -560,13 +656,13 @@ fn errors_are_one_line_and_helpful() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("x.txt"), "").unwrap();
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         text: vec![empty.clone()],
         ..base.clone()
     });
     assert!(e.contains("empty text"), "{e}");
     std::fs::remove_file(empty.join("x.txt")).unwrap();
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         text: vec![empty],
         ..base.clone()
     });
@@ -574,7 +670,7 @@ fn errors_are_one_line_and_helpful() {
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let e = err_of(&ExtractArgs {
+    let e = err_of(&ExtractOptions {
         out: file.join("sub"),
         ..base.clone()
     });

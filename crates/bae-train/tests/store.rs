@@ -1,7 +1,7 @@
-//! The shard store reads an extract folder as one matrix and splits train/validation on a document boundary.
+//! An extract folder as training rows: read as one matrix, split train/validation on a document
+//! boundary (the store's own checks are tested in bae-io).
 
-use bae_train::RowSource;
-use bae_train::store::ShardStore;
+use bae_io::extract_store::{Manifest, OutDtype, RunSettings, ShardEntry, TextPos};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use std::path::Path;
@@ -50,17 +50,10 @@ fn store_reads_shards_in_order_and_splits_by_document() {
         &block.join("shard-00001.safetensors"),
         &(6..10).map(row).collect::<Vec<_>>(),
     );
-    let manifest = serde_json::json!({
-        "d": 2,
-        "shards": [
-            {"file": "shard-00000.safetensors", "rows": 6},
-            {"file": "shard-00001.safetensors", "rows": 4},
-        ],
-    });
-    std::fs::write(block.join("manifest.json"), manifest.to_string()).unwrap();
+    manifest(&[6, 4]).write(&block).unwrap();
 
     // the extract root with a single block folder opens too
-    let store = ShardStore::open(dir.path()).unwrap();
+    let store = bae_train::store::open_source(dir.path()).unwrap();
     assert_eq!(store.n_rows(), 10);
     assert_eq!(store.dim(), 2);
     let mut out = vec![0f32; 3 * 2];
@@ -76,13 +69,57 @@ fn store_reads_shards_in_order_and_splits_by_document() {
             .contains("out of range")
     );
 
-    // a manifest that disagrees with its shard is refused with the file named
-    let bad =
-        serde_json::json!({"d": 3, "shards": [{"file": "shard-00000.safetensors", "rows": 6}]});
-    std::fs::write(block.join("manifest.json"), bad.to_string()).unwrap();
-    let e = ShardStore::open(&block).err().unwrap();
+    assert_eq!(store.describe(), block.display().to_string());
+
+    // the untyped minimal manifest of earlier tests is no extract manifest
+    let minimal =
+        serde_json::json!({"d": 2, "shards": [{"file": "shard-00000.safetensors", "rows": 6}]});
+    std::fs::write(block.join("manifest.json"), minimal.to_string()).unwrap();
+    let e = bae_train::store::open_source(&block).err().unwrap();
     assert!(
-        e.contains("shard-00000.safetensors") && e.contains("manifest says"),
+        e.contains("manifest.json") && e.contains("missing field"),
         "{e}"
     );
+}
+
+/// The manifest `bae extract` would write for shards of these row counts (d = 2, f32).
+fn manifest(rows: &[usize]) -> Manifest {
+    let settings = RunSettings {
+        model: "toy.gguf".into(),
+        source: vec!["corpus".into()],
+        window: 8,
+        dtype: OutDtype::F32,
+        keep_sink: false,
+        shard_rows: 8,
+        batch: 1,
+    };
+    let total: usize = rows.iter().sum();
+    let shards = rows
+        .iter()
+        .enumerate()
+        .map(|(k, &rows)| ShardEntry {
+            file: format!("shard-{k:05}.safetensors"),
+            rows,
+            first_doc: 0,
+            last_doc: 2,
+            end: TextPos::default(),
+            candidates_end: total as u64,
+            dropped_outliers: 0,
+        })
+        .collect();
+    Manifest {
+        model: settings.model.clone(),
+        block: 3,
+        d: 2,
+        dtype: OutDtype::F32,
+        window: 8,
+        tokens_total: total as u64,
+        shards,
+        complete: true,
+        exhausted: true,
+        tokens_budget: total as u64,
+        docs: vec!["a".into(), "b".into(), "c".into()],
+        tokenizer: "test".into(),
+        settings,
+    }
 }

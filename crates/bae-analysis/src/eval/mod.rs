@@ -8,8 +8,8 @@ pub mod features;
 pub mod fidelity;
 
 use crate::TrainedRun;
+use bae_io::ShardStore;
 use bae_train::RowSource;
-use bae_train::store::ShardStore;
 pub use features::{FeatureStats, Reconstruction};
 pub use fidelity::Fidelity;
 use serde::Serialize;
@@ -139,7 +139,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport, String> {
             )),
         ),
         Some(ds) => {
-            let store = ShardStore::open(&data)?;
+            let store = ShardStore::open(&data).map_err(|e| e.to_string())?;
             let first_doc = match idx.first() {
                 Some(&r) if same => store.doc_of(r).max(0) as usize,
                 _ => 0,

@@ -1,8 +1,8 @@
 //! The text around a sample's token, decoded from the token ids an extract folder stores.
 
 use super::{Context, Sample};
+use bae_io::ShardStore;
 use bae_llm::Tokenizer;
-use bae_train::store::ShardStore;
 
 /// Tokens shown before and after a sample's token.
 pub const BEFORE: usize = 24;

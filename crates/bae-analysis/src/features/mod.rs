@@ -11,8 +11,8 @@ pub mod report;
 pub mod samples;
 
 use crate::TrainedRun;
+use bae_io::ShardStore;
 use bae_train::RowSource;
-use bae_train::store::ShardStore;
 pub use samples::SampleOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -213,7 +213,7 @@ pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
             data.display()
         ));
     }
-    let store = ShardStore::open(&data)?;
+    let store = ShardStore::open(&data).map_err(|e| e.to_string())?;
     run.check_rows(&store, &data)?;
     let mut gguf = run.open_llm(&opts.model, "bash scripts/setup.sh fetches the default")?;
     let tok = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;

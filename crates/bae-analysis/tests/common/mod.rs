@@ -34,15 +34,14 @@ pub fn small_extract(
     block: usize,
     tokens: u64,
 ) -> PathBuf {
-    let args = bae_llm::ExtractArgs {
+    let args = bae_llm::ExtractOptions {
         model: model.to_path_buf(),
         text: vec![corpus.to_path_buf()],
         blocks: vec![block],
         window: 64,
         tokens,
         out: out.to_path_buf(),
-        quiet: true,
-        ..bae_llm::ExtractArgs::default()
+        ..bae_llm::ExtractOptions::default()
     };
     bae_llm::run_extract(&args).expect("extract");
     out.join(format!("block{block}"))
@@ -78,7 +77,7 @@ pub fn write_extract(
     shards: &[usize],
     doc_rows: usize,
 ) -> PathBuf {
-    use bae_llm::shards::{RunSettings, ShardEntry, TextPos};
+    use bae_io::extract_store::{Manifest, OutDtype, RunSettings, ShardEntry, TextPos};
     use safetensors::Dtype;
     use safetensors::tensor::TensorView;
     let n = x.len() / d;
@@ -143,16 +142,16 @@ pub fn write_extract(
         model: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
         source: vec!["corpus".into()],
         window: 64,
-        dtype: bae_llm::OutDtype::F32,
+        dtype: OutDtype::F32,
         keep_sink: false,
         shard_rows: shards[0],
         batch: 8,
     };
-    let manifest = bae_llm::Manifest {
+    let manifest = Manifest {
         model: settings.model.clone(),
         block: 3,
         d,
-        dtype: bae_llm::OutDtype::F32,
+        dtype: OutDtype::F32,
         window: 64,
         tokens_total: n as u64,
         shards: entries,
@@ -165,10 +164,6 @@ pub fn write_extract(
         tokenizer: "test".into(),
         settings,
     };
-    std::fs::write(
-        block.join("manifest.json"),
-        serde_json::to_string(&manifest).unwrap(),
-    )
-    .unwrap();
+    manifest.write(&block).unwrap();
     root.join("extract")
 }

@@ -371,6 +371,18 @@ fn accuracy_table() {
         .ok()
         .and_then(|b| b.parse().ok())
         .unwrap_or(IclOptions::default().batch);
+    // the machine's speed now, for comparison: a plain forward of 8 windows of 128 tokens
+    let text: String = task(DEFAULT_TASK).unwrap().pairs[..60]
+        .iter()
+        .map(|(q, a)| format!("{q}: {a}\n"))
+        .collect();
+    let ids: Vec<u32> = tok.encode(&text).into_iter().cycle().take(1024).collect();
+    let start = std::time::Instant::now();
+    model.hidden_states(&ids, 8, 128, &[29]).unwrap();
+    println!(
+        "plain forward, all layers, 8 x 128 tokens: {:.0} tokens/s",
+        1024.0 / start.elapsed().as_secs_f64()
+    );
     for name in names.split(',') {
         let t = task(name).unwrap();
         let opts = IclOptions {

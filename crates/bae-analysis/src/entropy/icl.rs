@@ -23,6 +23,12 @@
 //! attention). The first-token accuracy (the arg-max after the prompt is the answer's first
 //! token) is kept beside it.
 //!
+//! Measured on SmolLM2-135M-Instruct Q4_1, all queries, seed 0, greedy accuracy for
+//! k = 0, 1, 2, 4, 8: `word_category` (304 queries, every answer one token; the default)
+//! 0.00, 0.25, 0.40, 0.55, 0.65; `country_capital` (181) 0.00, 0.15, 0.19, 0.29, 0.40;
+//! `antonym` (157) 0.00, 0.03, 0.17, 0.34, 0.40. With no demonstration the model never answers
+//! in the format (mostly a new line or "The"): in-context learning is what makes it answer.
+//!
 //! Computation: every (query, k) prompt is one row of a batched [`Model::hidden_states`] call
 //! (rows of similar length together, right-padded: padding after a position cannot change it),
 //! returning the stream at `block` and after the last layer; the final norm and the output head

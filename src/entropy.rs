@@ -90,9 +90,12 @@ pub struct EntropyArgs {
     /// --by position: leave out positions with fewer rows
     #[arg(long, default_value_t = 64)]
     min_rows: usize,
-    /// --by demonstrations: the task
-    #[arg(long, default_value = "capitals")]
+    /// --by demonstrations: the task (word_category, country_capital, antonym)
+    #[arg(long, default_value = bae_analysis::entropy::icl::DEFAULT_TASK)]
     task: String,
+    /// --by demonstrations: the block whose hidden states are read (default: the run's, from its extract)
+    #[arg(long)]
+    block: Option<usize>,
     /// --by demonstrations: the most demonstrations in a prompt (k = 0..=max-k)
     #[arg(long, default_value_t = 8)]
     max_k: usize,
@@ -180,7 +183,12 @@ pub fn run(a: EntropyArgs, stop: &AtomicI32) -> Result<(), TrainError> {
     let Some(by) = a.by else {
         return one_set(&a, &out, &est, start).map_err(TrainError::from);
     };
-    let pb = crate::progress::bar(a.quiet, &format!("{}s", by.name()));
+    let unit = match by {
+        By::Demonstrations => "prompts",
+        By::Block => "blocks",
+        By::Position => "positions",
+    };
+    let pb = crate::progress::bar(a.quiet, unit);
     let (points, from, x_label) = match by {
         By::Position => {
             let (lo, hi) = parse_positions(&a.positions)?;
@@ -275,11 +283,42 @@ fn one_set(
 }
 
 fn demonstrations(
-    _a: &EntropyArgs,
-    _est: &EstimateOptions,
-    _pb: &indicatif::ProgressBar,
+    a: &EntropyArgs,
+    est: &EstimateOptions,
+    pb: &indicatif::ProgressBar,
 ) -> Result<(Vec<CurvePoint>, String, &'static str), String> {
-    Err("--by demonstrations: not available yet".into())
+    let run = TrainedRun::open(a.run.as_ref().expect("checked"))?;
+    let task = entropy::icl::task(&a.task)?;
+    let block = match a.block {
+        Some(b) => b,
+        None => entropy::demos::run_block(&run)?,
+    };
+    let opts = entropy::icl::IclOptions {
+        block,
+        max_k: a.max_k,
+        queries: a.queries,
+        seed: a.seed,
+        ..entropy::icl::IclOptions::default()
+    };
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(bae_llm::DEFAULT_MODEL));
+    let points = entropy::demos::by_demonstrations(
+        &run,
+        &model,
+        &task,
+        &opts,
+        est,
+        &mut crate::progress::track(pb),
+    )?;
+    let from = format!(
+        "last-token hidden states at block {block} of the task {} ({}), under {}",
+        task.name,
+        task.description,
+        run.dir.display()
+    );
+    Ok((points, from, "demonstrations"))
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), String> {

@@ -269,6 +269,57 @@ fn entropy_by_position_and_by_block_on_a_real_extract() {
     let svg = std::fs::read_to_string(out.join("entropy_by_position.svg")).unwrap();
     assert!(svg.contains("Chow-Liu tree bound"));
 
+    let demos = dir.path().join("by-demos");
+    ok(
+        &bae(&[
+            "entropy",
+            "--run",
+            s(&run),
+            "--by",
+            "demonstrations",
+            "--max-k",
+            "2",
+            "--queries",
+            "12",
+            "--reps",
+            "10",
+            "--tree-reps",
+            "0",
+            "--out",
+            s(&demos),
+            "--quiet",
+        ]),
+        "entropy --by demonstrations",
+    );
+    let curve = json(&demos.join("entropy_by_demonstrations.json"));
+    assert!(
+        curve["from"].as_str().unwrap().contains("block 8"),
+        "{}",
+        curve["from"]
+    );
+    let points = curve["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    for (k, p) in points.iter().enumerate() {
+        assert_eq!(p["x"], k as f64);
+        assert_eq!(p["entropy"]["rows"], 12);
+        assert_eq!(p["entropy"]["group_unit"], "queries");
+        let acc = p["extra"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    assert!(demos.join("entropy_by_demonstrations.svg").is_file());
+    let e = error_line(&bae(&[
+        "entropy",
+        "--run",
+        s(&run),
+        "--by",
+        "demonstrations",
+        "--task",
+        "nope",
+        "--out",
+        s(&demos),
+    ]));
+    assert!(e.contains("nope"), "{e}");
+
     let blocks = dir.path().join("by-block");
     let args = [
         "entropy",

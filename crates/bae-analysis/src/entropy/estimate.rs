@@ -154,9 +154,18 @@ fn tree_of(codes: &PackedRows) -> bae_bits::TreeBound {
     tree_bits(&coact, codes.n_rows() as u64)
 }
 
-/// Percentile bootstrap interval of the tree bound: each replicate draws the groups with
-/// replacement and recomputes the co-activation counts of the drawn rows.
-fn tree_interval(codes: &PackedRows, groups: &[u32], opts: &EstimateOptions) -> (f64, f64) {
+/// Basic ("reflected") bootstrap interval of the tree bound: each replicate draws the groups with
+/// replacement and recomputes the co-activation counts of the drawn rows; the interval is
+/// `[2·T − q_hi, 2·T − q_lo]` around the estimate `T`. Not the percentile interval: resampled sets
+/// repeat rows, which inflates every pairwise mutual information and the tree's choice of the
+/// largest ones, so the replicates sit below `T` by the estimator's own small-sample bias; the
+/// reflection turns that bias around instead of reporting an interval that misses `T`.
+fn tree_interval(
+    codes: &PackedRows,
+    groups: &[u32],
+    estimate: f64,
+    opts: &EstimateOptions,
+) -> (f64, f64) {
     let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_groups];
     for (i, &g) in groups.iter().enumerate() {
@@ -174,8 +183,8 @@ fn tree_interval(codes: &PackedRows, groups: &[u32], opts: &EstimateOptions) -> 
         .collect();
     reps.sort_by(f64::total_cmp);
     (
-        quantile(&reps, (1.0 - opts.level) / 2.0),
-        quantile(&reps, (1.0 + opts.level) / 2.0),
+        2.0 * estimate - quantile(&reps, (1.0 + opts.level) / 2.0),
+        2.0 * estimate - quantile(&reps, (1.0 - opts.level) / 2.0),
     )
 }
 
@@ -215,9 +224,14 @@ pub fn estimate(
     let compact = keep_columns(codes, &varying);
     let tree = tree_of(&compact);
     let n_groups = groups.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
+    // basic bootstrap intervals throughout (see `tree_interval`): the plug-in sums are biased
+    // low at small n as well, and their replicates twice as much
     let interval = |reps: usize, f: fn(&[u64], u64) -> f64| {
-        (reps > 0 && n_groups > 1)
-            .then(|| bootstrap_interval(&compact, groups, reps, opts.seed, opts.level, f))
+        (reps > 0 && n_groups > 1).then(|| {
+            let (lo, hi) = bootstrap_interval(&compact, groups, reps, opts.seed, opts.level, f);
+            let at = f(&counts, n as u64);
+            (2.0 * at - hi, 2.0 * at - lo)
+        })
     };
     let marginal = marginal_bits(&counts, n as u64);
     SetEntropy {
@@ -233,7 +247,8 @@ pub fn estimate(
         ),
         tree: Estimate::new(
             tree.bits,
-            (opts.tree_reps > 0 && n_groups > 1).then(|| tree_interval(&compact, groups, opts)),
+            (opts.tree_reps > 0 && n_groups > 1)
+                .then(|| tree_interval(&compact, groups, tree.bits, opts)),
         ),
         tree_mutual_info: tree.mutual_info_removed,
         log2_rows: (n as f64).log2(),

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod blocks;
 pub mod chart;
 pub mod codes;
+pub mod demos;
 pub mod estimate;
 pub mod icl;
 

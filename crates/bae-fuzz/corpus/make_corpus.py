@@ -24,6 +24,14 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 rng = np.random.default_rng(7)
 
 
+def out_files(target, name, files):
+    """A folder input (manifest + shards) in the one-buffer form the fuzz targets take:
+    `=== file NAME` + newline before each file, a newline before each marker but the first."""
+    parts = [(b"=== file " if i == 0 else b"\n=== file ") + n.encode() + b"\n" + data
+             for i, (n, data) in enumerate(sorted(files.items()))]
+    out(target, name + ".files", b"".join(parts))
+
+
 def out(target, name, data):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -193,12 +201,10 @@ def real_slices():
         man["tokens_budget"] = rows
         man["shards"] = [dict(man["shards"][0], rows=rows, candidates_end=rows)]
         man["docs"] = man["docs"][:2]
-        d = os.path.join(HERE, "store", "real-block15-head")
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "shard-00000.safetensors"), "wb") as f:
-            f.write(shard)
-        with open(os.path.join(d, "manifest.json"), "w") as f:
-            json.dump(man, f, indent=2)
+        out_files("store", "real-block15-head", {
+            "shard-00000.safetensors": shard,
+            "manifest.json": json.dumps(man, indent=2).encode(),
+        })
         out("safetensors", "real-shard-head.safetensors", shard)
 
     model = os.path.join(ROOT, "data", "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -277,8 +283,7 @@ def checkpoint():
 
 
 def store():
-    d = os.path.join(HERE, "store", "two-shards")
-    os.makedirs(d, exist_ok=True)
+    files = {}
     shards = []
     for i, rows in enumerate([3, 2]):
         sh = {
@@ -288,11 +293,10 @@ def store():
             "positions": np.arange(1, rows + 1, dtype=np.int32),
         }
         name = f"shard-{i:05d}.safetensors"
-        with open(os.path.join(d, name), "wb") as f:
-            f.write(st_save(sh, {"shard": str(i)}))
+        files[name] = st_save(sh, {"shard": str(i)})
         shards.append({"file": name, "rows": rows})
-    with open(os.path.join(d, "manifest.json"), "w") as f:
-        json.dump({"d": 2, "shards": shards}, f)
+    files["manifest.json"] = json.dumps({"d": 2, "shards": shards}).encode()
+    out_files("store", "two-shards", files)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,59 @@ impl Input {
         }
     }
 
+    /// The one-buffer form libFuzzer mutates: a lone file named `main` is its bytes; otherwise
+    /// every file is [`FILE_MARK`] + name + `\n` + bytes, the first without the leading `\n`.
+    pub fn to_bytes(&self, main: &str) -> Vec<u8> {
+        if let [only] = self.parts.as_slice()
+            && only.name == main
+            && !only.bytes.starts_with(&FILE_MARK[1..])
+        {
+            return only.bytes.clone();
+        }
+        let mut out = Vec::new();
+        for (i, p) in self.parts.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { &FILE_MARK[1..] } else { FILE_MARK });
+            out.extend_from_slice(p.name.as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(&p.bytes);
+        }
+        out
+    }
+
+    /// The inverse of [`Self::to_bytes`] on any bytes: a buffer that does not start with the
+    /// marker is the file `main`; a part whose name is not a plain file name (empty, `.`, `..`, a
+    /// separator or a control character, over 64 bytes) is dropped; a repeated name keeps the last.
+    pub fn from_bytes(data: &[u8], main: &str) -> Input {
+        let Some(rest) = data.strip_prefix(&FILE_MARK[1..]) else {
+            return Input::single(main, data.to_vec());
+        };
+        let mut parts: Vec<Part> = Vec::new();
+        for chunk in split_on(rest, FILE_MARK) {
+            let (name, bytes) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], &chunk[i + 1..]),
+                None => (chunk, &[][..]),
+            };
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
+            if name.is_empty()
+                || name.len() > 64
+                || name == "."
+                || name == ".."
+                || name.contains(['/', '\\'])
+                || name.chars().any(char::is_control)
+            {
+                continue;
+            }
+            parts.retain(|p| p.name != name);
+            parts.push(Part {
+                name: name.to_string(),
+                bytes: bytes.to_vec(),
+            });
+        }
+        Input { parts }
+    }
+
     pub fn total_len(&self) -> usize {
         self.parts.iter().map(|p| p.bytes.len()).sum()
     }
@@ -129,6 +182,19 @@ impl Input {
     }
 }
 
+/// Starts each file after the first in the one-buffer form of a multi-file input.
+pub const FILE_MARK: &[u8] = b"\n=== file ";
+
+fn split_on<'a>(mut hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    while let Some(i) = hay.windows(sep.len()).position(|w| w == sep) {
+        out.push(&hay[..i]);
+        hay = &hay[i + sep.len()..];
+    }
+    out.push(hay);
+    out
+}
+
 /// Classic 16-bytes-per-line hex dump with an ASCII column; elides after `max` bytes.
 pub fn hexdump(bytes: &[u8], max: usize) -> String {
     let mut out = String::new();
@@ -179,6 +245,11 @@ mod tests {
         two.write_to(&work, &mut written).unwrap();
         one.write_to(&work, &mut written).unwrap();
         assert!(!work.join("a.json").exists() && work.join("x.npy").exists());
+        assert_eq!(Input::from_bytes(&two.to_bytes("a.json"), "a.json"), two);
+        assert_eq!(one.to_bytes("x.npy"), b"abc");
+        assert_eq!(Input::from_bytes(b"abc", "x.npy"), one);
+        let odd = Input::from_bytes(b"=== file ../x\nA\n=== file b\nB\n=== file b\nC", "m");
+        assert_eq!(odd, Input::with_parts(vec![("b", b"C".to_vec())]));
         assert!(hexdump(&[0x41; 20], 16).contains("4 more bytes"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

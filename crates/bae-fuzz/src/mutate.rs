@@ -1220,6 +1220,39 @@ fn gguf_op(rng: &mut Rng, b: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Re-fits a code store's index to its shard files as they are now: each listed shard present in
+/// the input gets its `bytes` and `check` (the store's checksum) recomputed, so that mutations of
+/// a shard get past the size and checksum checks into the shard parser.
+pub fn refit_code_index(input: &mut Input) {
+    let index = bae_io::code_store::CODES_INDEX;
+    let Some(k) = input.parts.iter().position(|p| p.name == index) else {
+        return;
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&input.parts[k].bytes) else {
+        return;
+    };
+    let Some(shards) = v.get_mut("shards").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for s in shards.iter_mut() {
+        let Some(file) = s.get("file").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(part) = input.parts.iter().find(|p| p.name == file) else {
+            continue;
+        };
+        let (len, check) = (
+            part.bytes.len() as u64,
+            bae_io::code_store::checksum(&part.bytes),
+        );
+        if let Some(o) = s.as_object_mut() {
+            o.insert("bytes".into(), Value::from(len));
+            o.insert("check".into(), Value::from(format!("{check:016x}")));
+        }
+    }
+    input.parts[k].bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -409,6 +409,56 @@ pub fn gguf() -> Vec<Vec<u8>> {
     out
 }
 
+/// Code stores written by `bae_io::CodeStoreWriter` (the writer of `bae encode`): widths with
+/// and without padding bits, one and several shards, complete and not.
+pub fn codes() -> Vec<Input> {
+    let mut out = Vec::new();
+    for (k, &(n_bits, shards, finish)) in
+        [(70, 2, true), (64, 1, false), (5, 3, true), (128, 0, false)]
+            .iter()
+            .enumerate()
+    {
+        let dir = std::env::temp_dir().join(format!(
+            "bae-fuzz-codes-seed-{}-{k}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = serde_json::json!({"run": "runs/toy", "rows": [0, 9], "shard_rows": 3});
+        let written = (|| -> bae_io::Result<()> {
+            let mut w = bae_io::CodeStoreWriter::open(&dir, n_bits, settings)?;
+            let wpr = bae_io::code_store::words_per_row(n_bits);
+            let mut r = crate::rng::Rng::new(k as u64);
+            for s in 0..shards {
+                let rows = 3 - (s % 2);
+                let mut codes: Vec<u64> = (0..rows * wpr).map(|_| r.next_u64()).collect();
+                if n_bits % 64 != 0 {
+                    for row in codes.chunks_mut(wpr) {
+                        row[wpr - 1] &= (1u64 << (n_bits % 64)) - 1;
+                    }
+                }
+                let ids = bae_io::CodeIds {
+                    token_ids: (0..rows as i32).map(|i| i * 7).collect(),
+                    doc_ids: vec![s as i32; rows],
+                    positions: (0..rows as i32).collect(),
+                };
+                w.append(&codes, &ids)?;
+            }
+            if finish {
+                w.finish()?;
+            }
+            Ok(())
+        })();
+        if written.is_ok()
+            && let Ok(input) = Input::load(&dir, bae_io::code_store::CODES_INDEX)
+        {
+            out.push(input);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,7 +469,9 @@ mod tests {
         for s in &all {
             assert!(!s.is_empty() && s.len() < 8192, "{}", s.len());
         }
-        for i in store() {
+        let codes = codes();
+        assert_eq!(codes.len(), 4);
+        for i in store().into_iter().chain(codes) {
             assert!(i.total_len() < 8192);
         }
     }

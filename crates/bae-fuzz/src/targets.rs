@@ -38,15 +38,7 @@ pub const TARGETS: &[&str] = &[
     "store",
     "checkpoint",
     "gguf",
-];
-
-/// Targets that misbehave on purpose, to test the harness itself.
-pub const SELF_TESTS: &[&str] = &[
-    "selftest-panic",
-    "selftest-bug",
-    "selftest-hang",
-    "selftest-alloc",
-    "selftest-abort",
+    "codes",
 ];
 
 pub fn make(name: &str) -> Option<Box<dyn Target>> {
@@ -65,9 +57,7 @@ pub fn make(name: &str) -> Option<Box<dyn Target>> {
             cfg: bae_train::TrainConfig::default(),
         }),
         "gguf" => Box::new(Gguf),
-        s if SELF_TESTS.contains(&s) => Box::new(SelfTest {
-            name: SELF_TESTS.iter().find(|t| **t == s).copied().unwrap_or(""),
-        }),
+        "codes" => Box::new(Codes),
         _ => return None,
     })
 }
@@ -85,34 +75,6 @@ pub fn not_one_line(m: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// A crash in code this crate may not fix (another crate), recognised by its signature (the
-/// panic location and message, or the text of a contract violation). Known crashes are counted
-/// and their first input saved, but they do not stop the run or fail it (unless `--strict`).
-#[derive(Debug)]
-pub struct Known {
-    pub id: &'static str,
-    pub target: &'static str,
-    /// Every one of these must occur in the signature.
-    pub patterns: &'static [&'static str],
-    pub what: &'static str,
-}
-
-/// Empty since bae-llm and bae-train guard against what the first campaigns found (candle's
-/// GGUF header panics on `general.alignment = 0`, overflowing tensor dimension products and huge
-/// declared tensors; `dims()[0]` of a dimensionless embedding; control characters from file
-/// contents in error messages): any of those coming back is reported as a crash. Add an entry
-/// for a crash that must be tolerated until it is fixed elsewhere, e.g.
-/// `Known { id: "candle-gguf-align0", target: "gguf", patterns: &["gguf_file.rs:560:",
-/// "divide by zero"], what: "..." }`.
-pub const KNOWN: &[Known] = &[];
-
-/// The known issue `signature` of a crash in `target` matches, if any.
-pub fn known_issue(target: &str, signature: &str) -> Option<&'static Known> {
-    KNOWN
-        .iter()
-        .find(|k| k.target == target && k.patterns.iter().all(|p| signature.contains(p)))
 }
 
 /// Separates the contract violations of one execution in [`Verdict::Bug`].
@@ -574,54 +536,84 @@ impl Target for Gguf {
     }
 }
 
-/// Misbehaves on any input other than its seed, to test that the harness catches each kind of
-/// failure: a panic, a bad verdict, a hang, a huge allocation, an abort (stack overflow).
-struct SelfTest {
-    name: &'static str,
-}
+/// `bae_io::CodeStore` (the codes of `bae encode`): `codes.json` + `codes-NNNNN.safetensors`,
+/// then every reader a study uses, and the writer's resume check on the same folder.
+struct Codes;
 
-#[inline(never)]
-fn recurse(depth: u64, stop: u64) -> u64 {
-    let frame = std::hint::black_box([depth; 64]);
-    if depth == stop {
-        return frame[1];
-    }
-    recurse(depth + 1, stop).wrapping_add(frame[7])
-}
-
-impl Target for SelfTest {
+impl Target for Codes {
     fn name(&self) -> &'static str {
-        self.name
+        "codes"
     }
 
     fn main_file(&self) -> &'static str {
-        "input.bin"
+        bae_io::code_store::CODES_INDEX
     }
 
     fn seeds(&self) -> Vec<Input> {
-        vec![Input::single("input.bin", b"ok".to_vec())]
+        seeds::codes()
     }
 
     fn exec(&mut self, dir: &Path) -> Verdict {
-        let bytes = std::fs::read(dir.join("input.bin")).unwrap_or_default();
-        if bytes == b"ok" {
-            return Verdict::Ok("seed".into());
-        }
-        match self.name {
-            "selftest-panic" => panic!("self-test panic on {} bytes", bytes.len()),
-            "selftest-bug" => {
-                let mut acc = Acc::default();
-                acc.err("parse", "first line\nsecond line");
-                acc.finish(false)
+        let mut acc = Acc::default();
+        let opened = bae_io::CodeStore::open(dir);
+        let ok = acc.result("CodeStore::open", &opened);
+        if let Ok(s) = &opened {
+            let (n, wpr) = (s.n_rows(), s.words_per_row());
+            if s.n_bits() == 0 || wpr != s.n_bits().div_ceil(64) {
+                acc.bug(format!(
+                    "CodeStore::open accepted {} bits in {wpr} words a row",
+                    s.n_bits()
+                ));
             }
-            "selftest-hang" => loop {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            },
-            "selftest-alloc" => {
-                let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(3usize << 30));
-                Verdict::Ok(format!("{}", v.capacity()))
+            let listed: usize = s.shards().iter().map(|x| x.rows).sum();
+            if listed != n {
+                acc.bug(format!("n_rows {n} but the shards list {listed} rows"));
             }
-            _ => Verdict::Ok(format!("{}", recurse(0, u64::MAX))),
+            let all = s.rows(0..n);
+            acc.result("rows", &all);
+            if let Ok(w) = &all {
+                if Some(w.len()) != n.checked_mul(wpr) {
+                    acc.bug(format!("rows(0..{n}) gave {} words, {wpr} a row", w.len()));
+                }
+                let pad = s.n_bits() % 64;
+                if pad != 0
+                    && w.chunks(wpr.max(1))
+                        .any(|r| r.last().is_some_and(|x| x >> pad != 0))
+                {
+                    acc.bug("rows returned set padding bits".into());
+                }
+                if n > 0
+                    && let Ok(last) = s.rows(n - 1..n)
+                    && last[..] != w[(n - 1) * wpr..]
+                {
+                    acc.bug("rows(n-1..n) differs from the end of rows(0..n)".into());
+                }
+            }
+            let ids = s.ids(0..n);
+            acc.result("ids", &ids);
+            if let Ok(i) = &ids
+                && (i.token_ids.len() != n || i.doc_ids.len() != n || i.positions.len() != n)
+            {
+                acc.bug(format!("ids(0..{n}) gave columns of other lengths"));
+            }
+            for k in 0..s.shards().len().min(4) {
+                let r = s.shard(k);
+                acc.result("shard", &r);
+            }
+            acc.must_fail("shard past the end", s.shard(s.shards().len()));
+            acc.must_fail("rows past the end", s.rows(n..n.saturating_add(1)));
+            #[allow(clippy::reversed_empty_ranges)]
+            let backwards = 1..0;
+            acc.must_fail("rows backwards", s.ids(backwards));
+            let _ = (s.is_complete(), s.dir());
+            let w = bae_io::CodeStoreWriter::open(dir, s.n_bits(), s.settings().clone());
+            acc.result("CodeStoreWriter::open (resume)", &w);
+            if let Ok(w) = &w
+                && (w.n_rows() != n || w.n_bits() != s.n_bits())
+            {
+                acc.bug("the writer resumes at another row count or width".into());
+            }
         }
+        acc.finish(ok)
     }
 }

@@ -3,8 +3,34 @@
 //! written by one can be resumed by the other.
 
 use crate::trainer::TrainState;
+#[cfg(feature = "gpu")]
 use bae_gpu::{GemmMode, GpuContext, GpuTrainer, TrainerConfig};
+#[cfg(not(feature = "gpu"))]
+pub use nogpu::GemmMode;
+
+/// Builds without the `gpu` feature (the fuzz targets, which must not link CUDA code): the same
+/// `Device` type, and `--device auto` / `cuda` answered by the CPU / a one-line error.
+#[cfg(not(feature = "gpu"))]
+mod nogpu {
+    /// Stand-in for `bae_gpu::GemmMode`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum GemmMode {
+        #[default]
+        Bf16,
+        F32,
+    }
+
+    pub fn unverified_reason() -> Option<&'static str> {
+        None
+    }
+
+    pub fn unavailable_reason() -> Option<String> {
+        Some("this build has no GPU support (bae-train without its `gpu` feature)".into())
+    }
+}
 use bae_ref::{Arch, Losses, StepOptions};
+#[cfg(not(feature = "gpu"))]
+use nogpu as bae_gpu;
 
 /// The device asked for on the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +60,7 @@ pub(crate) enum Engine {
         /// the report of the step `submit` ran, until `finish` takes it
         done: Option<StepReport>,
     },
+    #[cfg(feature = "gpu")]
     Gpu {
         trainer: Box<GpuTrainer>,
         /// the next batch is already staged (uploading) by `prefetch`
@@ -58,8 +85,17 @@ impl Engine {
             unavailable: bae_gpu::unavailable_reason(),
         };
         let is_bae = matches!(arch, Arch::Bae { .. });
+        #[cfg(feature = "gpu")]
         let start = |mode: GemmMode| start_gpu(mode, arch, biases, max_batch, state, opts);
+        #[cfg(not(feature = "gpu"))]
+        let start = |_: GemmMode| -> Result<std::convert::Infallible, String> {
+            let _ = (max_batch, state);
+            Err(bae_gpu::unavailable_reason().unwrap_or_default())
+        };
         Ok(match choose_device(device, is_bae, &gate, start, note)? {
+            #[cfg(not(feature = "gpu"))]
+            Some(never) => match never {},
+            #[cfg(feature = "gpu")]
             Some(trainer) => Engine::Gpu {
                 trainer: Box::new(trainer),
                 staged: false,
@@ -78,6 +114,7 @@ impl Engine {
     pub(crate) fn describe(&self) -> String {
         match self {
             Engine::Cpu { .. } => format!("cpu ({} threads)", rayon::current_num_threads()),
+            #[cfg(feature = "gpu")]
             Engine::Gpu { trainer: t, .. } => {
                 format!("cuda: {} ({:?} GEMMs)", t.gpu().device_name(), t.mode())
             }
@@ -128,6 +165,7 @@ impl Engine {
                 });
                 Ok(())
             }
+            #[cfg(feature = "gpu")]
             Engine::Gpu { trainer, staged } => {
                 if !std::mem::take(staged) {
                     trainer.stage(x).map_err(|e| format!("GPU upload: {e}"))?;
@@ -141,6 +179,9 @@ impl Engine {
 
     /// Starts uploading the next batch while the device computes the current one (GPU only).
     pub(crate) fn prefetch(&mut self, x: &[f32]) -> Result<(), String> {
+        #[cfg(not(feature = "gpu"))]
+        let _ = x;
+        #[cfg(feature = "gpu")]
         if let Engine::Gpu { trainer, staged } = self {
             trainer.stage(x).map_err(|e| format!("GPU upload: {e}"))?;
             *staged = true;
@@ -159,6 +200,7 @@ impl Engine {
                 }
                 Ok(r)
             }
+            #[cfg(feature = "gpu")]
             Engine::Gpu { trainer, .. } => {
                 let err = |e: bae_gpu::GpuError| format!("GPU step: {e}");
                 let losses = trainer.losses().map_err(err)?;
@@ -174,6 +216,9 @@ impl Engine {
 
     /// Brings `state` up to date with the device (weights, Adam moments and count).
     pub(crate) fn sync(&self, state: &mut TrainState) -> Result<(), String> {
+        #[cfg(not(feature = "gpu"))]
+        let _ = state;
+        #[cfg(feature = "gpu")]
         if let Engine::Gpu { trainer: t, .. } = self {
             let err = |e: bae_gpu::GpuError| format!("GPU download: {e}");
             state.params = t.params().map_err(err)?;
@@ -244,6 +289,7 @@ pub(crate) fn choose_device<T>(
 }
 
 /// Every GPU start-up step, any failure as one line.
+#[cfg(feature = "gpu")]
 fn start_gpu(
     mode: GemmMode,
     arch: Arch,

@@ -119,6 +119,9 @@ pub struct EntropyArgs {
     /// folder for the JSON and the chart (default: RUN/entropy or CODES/entropy); with --by block also the BAEs
     #[arg(long)]
     out: Option<PathBuf>,
+    /// redraw the chart of a curve written before (entropy_by_<by>.json) and exit
+    #[arg(long, value_name = "JSON", exclusive = true)]
+    replot: Option<PathBuf>,
     /// hide the progress bar
     #[arg(long)]
     quiet: bool,
@@ -160,6 +163,9 @@ fn check(a: &EntropyArgs) -> Result<(), String> {
 }
 
 pub fn run(a: EntropyArgs, stop: &AtomicI32) -> Result<(), TrainError> {
+    if let Some(json) = &a.replot {
+        return replot(json).map_err(TrainError::from);
+    }
     check(&a)?;
     let out = a
         .out
@@ -326,6 +332,25 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), String> {
     bae_io::write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+fn replot(json: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(json)
+        .map_err(|e| format!("{}: cannot read: {e}", json.display()))?;
+    let curve: Curve = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not an entropy curve: {e}", json.display()))?;
+    let svg = json.with_extension("svg");
+    entropy::chart::curve_chart(&svg, &curve, &chart_title(&curve))?;
+    println!("wrote {}", svg.display());
+    Ok(())
+}
+
+fn chart_title(curve: &Curve) -> String {
+    format!(
+        "Entropy of the hidden states by {} ({:.0} % bootstrap bands)",
+        curve.by,
+        curve.level * 100.0
+    )
+}
+
 fn write_curve(curve: &Curve, out: &Path) -> Result<(), String> {
     println!("{}", curve.from);
     print!("{}", entropy::curve_table(curve));
@@ -335,12 +360,7 @@ fn write_curve(curve: &Curve, out: &Path) -> Result<(), String> {
         &serde_json::to_value(curve).map_err(|e| e.to_string())?,
     )?;
     let svg = out.join(format!("entropy_by_{}.svg", curve.by));
-    let title = format!(
-        "Entropy of the hidden states by {} ({:.0} % bootstrap bands)",
-        curve.by,
-        curve.level * 100.0
-    );
-    entropy::chart::curve_chart(&svg, curve, &title)?;
+    entropy::chart::curve_chart(&svg, curve, &chart_title(curve))?;
     println!("wrote {} and {}", json.display(), svg.display());
     Ok(())
 }

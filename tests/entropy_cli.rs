@@ -266,8 +266,17 @@ fn entropy_by_position_and_by_block_on_a_real_extract() {
         .map(|p| p["entropy"]["rows"].as_u64().unwrap())
         .sum();
     assert!((2800..=3000).contains(&rows), "rows {rows}");
-    let svg = std::fs::read_to_string(out.join("entropy_by_position.svg")).unwrap();
+    let svg_path = out.join("entropy_by_position.svg");
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.contains("Chow-Liu tree bound"));
+    // --replot redraws the chart from the JSON alone
+    std::fs::remove_file(&svg_path).unwrap();
+    let json_path = out.join("entropy_by_position.json");
+    ok(
+        &bae(&["entropy", "--replot", s(&json_path)]),
+        "entropy --replot",
+    );
+    assert_eq!(std::fs::read_to_string(&svg_path).unwrap(), svg);
 
     let demos = dir.path().join("by-demos");
     ok(

@@ -6,6 +6,9 @@ use super::{Curve, Estimate, SetEntropy};
 use plotters::prelude::*;
 use std::path::Path;
 
+/// The extra figures drawn in the lower panel.
+const CHARTED: [&str; 3] = ["fvu", "accuracy", "first_token"];
+
 const SERIES: [(&str, RGBColor); 3] = [
     ("marginal sum (paper)", RGBColor(31, 119, 180)),
     ("Miller-Madow", RGBColor(255, 127, 14)),
@@ -38,9 +41,16 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
     let tmp = path.with_extension("svg.tmp");
     let pts = &curve.points;
+    // the lower panel holds the figures on a 0..1 scale (others, e.g. L0, stay in the table)
     let extra_keys: Vec<String> = pts
         .first()
-        .map(|p| p.extra.keys().cloned().collect())
+        .map(|p| {
+            p.extra
+                .keys()
+                .filter(|k| CHARTED.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let height = if extra_keys.is_empty() { 460 } else { 700 };
     {
@@ -75,6 +85,8 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
         chart
             .configure_mesh()
             .x_desc(curve.x_label.as_str())
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc("entropy estimate (bits)")
             .draw()
             .map_err(|e| err(&e))?;
@@ -86,7 +98,8 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
                     Some((p.x, e.lo?, e.hi?))
                 })
                 .collect();
-            if band.len() == pts.len() && !band.is_empty() {
+            let banded = band.len() == pts.len() && !band.is_empty();
+            if banded {
                 let mut poly: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.1)).collect();
                 poly.extend(band.iter().rev().map(|b| (b.0, b.2)));
                 chart
@@ -101,13 +114,15 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
                 .map(|p| (p.x, pick(&p.entropy, k).bits))
                 .collect();
             let c = *color;
+            let width = if k == 1 { 1 } else { 3 };
             chart
-                .draw_series(LineSeries::new(line.clone(), c.stroke_width(2)))
+                .draw_series(LineSeries::new(line.clone(), c.stroke_width(width)))
                 .map_err(|e| err(&e))?
-                .label(format!(
-                    "{name} (band: {:.0} % interval)",
-                    curve.level * 100.0
-                ))
+                .label(if banded {
+                    format!("{name} (band: {:.0} % interval)", curve.level * 100.0)
+                } else {
+                    name.to_string()
+                })
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
                 });
@@ -128,15 +143,7 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
             .draw()
             .map_err(|e| err(&e))?;
         if let Some(bottom) = bottom {
-            let (e_lo, e_hi) = span(
-                pts.iter()
-                    .flat_map(|p| p.extra.values().copied().collect::<Vec<_>>()),
-            );
-            let e_hi = if extra_keys.iter().all(|k| k == "accuracy" || k == "fvu") {
-                e_hi.clamp(0.05, 1.05)
-            } else {
-                e_hi
-            };
+            let (e_lo, e_hi) = (0.0, 1.0);
             let mut lower = ChartBuilder::on(&bottom)
                 .margin(14)
                 .x_label_area_size(40)
@@ -146,6 +153,8 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
             lower
                 .configure_mesh()
                 .x_desc(curve.x_label.as_str())
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| format!("{y:.1}"))
                 .y_desc(extra_keys.join(", "))
                 .draw()
                 .map_err(|e| err(&e))?;

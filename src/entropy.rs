@@ -11,8 +11,10 @@ use std::sync::atomic::AtomicI32;
 
 const AFTER_HELP: &str = "\
 Each set of hidden states is encoded with the BAE (or read from a code store of `bae encode`) and
-gets three estimates, in bits, each with a bootstrap interval that resamples documents (blocks of
-128 rows where the rows have no document ids):
+gets three estimates, in bits, each with a basic bootstrap interval [2T - q_hi, 2T - q_lo] (the
+replicates' quantiles reflected around the estimate T, which corrects the small-sample bias the
+replicates show; the tree's interval can lie above T) that resamples documents (its 128-token
+windows where the set has fewer than 20 documents, blocks of 128 rows where it has no ids):
   marginal     Σ_j H(p_j), plug-in: the paper's estimate. An upper bound of the code's joint
                entropy that counts correlated or duplicated features again.
   miller-madow the same sum with the Miller–Madow small-sample correction of each feature

@@ -139,7 +139,7 @@ pub fn curve_chart(path: &Path, curve: &Curve, title: &str) -> Result<(), String
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(|e| err(&e))?;
         if let Some(bottom) = bottom {

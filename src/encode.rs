@@ -17,12 +17,22 @@ written atomically, then the index; an interrupted encode continues after its la
 when run again with the same arguments (different settings are refused in one line). One process
 writes the folder at a time.";
 
+/// Which rows a command reads (`bae encode`, `bae entropy`).
 #[derive(Clone, Copy, ValueEnum)]
-enum RowsArg {
+pub enum RowsArg {
     /// every row of the data
     All,
     /// the run's validation split (every row when --data is other activations)
     HeldOut,
+}
+
+impl RowsArg {
+    pub fn selection(self) -> RowSelection {
+        match self {
+            RowsArg::All => RowSelection::All,
+            RowsArg::HeldOut => RowSelection::HeldOut,
+        }
+    }
 }
 
 /// `bae encode`: bit-packed codes of a corpus under a trained BAE.
@@ -60,10 +70,7 @@ pub fn run(a: EncodeArgs) -> Result<(), String> {
         run: a.run,
         data: a.data,
         out: a.out,
-        rows: match a.rows {
-            RowsArg::All => RowSelection::All,
-            RowsArg::HeldOut => RowSelection::HeldOut,
-        },
+        rows: a.rows.selection(),
         shard_rows: a.shard_rows,
         batch: a.batch,
         stop_after_shards: None,

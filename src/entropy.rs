@@ -1,8 +1,8 @@
 //! `bae entropy`: the entropy of sets of hidden states under a trained BAE, one set or a curve by
 //! block, token position or number of in-context demonstrations.
 
+use crate::encode::RowsArg;
 use bae_analysis::TrainedRun;
-use bae_analysis::encode::RowSelection;
 use bae_analysis::entropy::{self, Curve, CurvePoint, EstimateOptions};
 use bae_train::TrainError;
 use clap::{Args, ValueEnum};
@@ -51,14 +51,6 @@ impl By {
             By::Demonstrations => "demonstrations",
         }
     }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum RowsArg {
-    /// every row of the data
-    All,
-    /// the run's validation split (every row when --data is other activations)
-    HeldOut,
 }
 
 /// `bae entropy`: entropy estimates of sets of hidden states under a trained BAE.
@@ -255,10 +247,7 @@ fn load_set(a: &EntropyArgs) -> Result<entropy::CodeSet, String> {
     }
     let run = TrainedRun::open(a.run.as_ref().expect("checked"))?;
     let pb = crate::progress::bar(a.quiet, "rows encoded");
-    let rows = match a.rows {
-        RowsArg::All => RowSelection::All,
-        RowsArg::HeldOut => RowSelection::HeldOut,
-    };
+    let rows = a.rows.selection();
     let set = entropy::encode_set(
         &run,
         a.data.as_deref(),

@@ -93,11 +93,12 @@ coverage() {
   local t=$1
   need_llvm
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
-  cargo fuzz coverage --sanitizer none --llvm-path "$LLVM" --fuzz-dir fuzz --target-dir "$TDIR" "$t" \
+  # its own target folder: the coverage build would otherwise overwrite the ASan build
+  cargo fuzz coverage --sanitizer none --llvm-path "$LLVM" --fuzz-dir fuzz --target-dir "$TDIR/cov" "$t" \
     "fuzz/corpus/$t" "crates/bae-fuzz/corpus/$t" "fuzz/regressions/$t" >"fuzz/logs/$t.coverage.log" 2>&1 \
     || { tail -20 "fuzz/logs/$t.coverage.log"; return 1; }
   local bin
-  bin=$(find "$TDIR" -path "*coverage*" -type f -name "$t" -perm -u+x | head -1)
+  bin=$(find "$TDIR/cov" -path "*/release/$t" -type f -perm -u+x | head -1)
   echo "== $t: line coverage over $(find "fuzz/corpus/$t" "crates/bae-fuzz/corpus/$t" "fuzz/regressions/$t" -type f | wc -l) inputs"
   # shellcheck disable=SC2046
   "$LLVM/llvm-cov" report "$bin" -instr-profile="fuzz/coverage/$t/coverage.profdata" \

@@ -1,12 +1,11 @@
-// adam: fused Adam update on the f32 master weights, torch single-tensor semantics, in exactly
-// the operation order of the CPU twin bae_ref::Adam::step (every op rounded to nearest, no FMA
-// contraction, so the update is bit-identical given the same inputs):
-//   m = m + (1 - b1) (g - m)                    (torch: m.lerp_(g, 1 - b1))
-//   v = b2 v + ((1 - b2) g) g
-//   denom = sqrt(v) / sqrt(1 - b2^t) + eps
-//   p = p - step_size (m / denom),   step_size = lr / (1 - b1^t)
-// The scalars (step_size, sqrt(1 - b2^t), 1 - b1, b2, 1 - b2, eps) are computed on the host in
-// f64 and rounded to f32, as torch and the CPU twin do.
+// adam: fused Adam update on the f32 master weights, torch's f32 arithmetic operation for
+// operation, as the CPU twin bae_ref::Adam::step (checked bit for bit against torch.optim.Adam);
+// every op rounded to nearest with explicit intrinsics, so nvcc contracts nothing else:
+//   m = fma(1 - b1, g - m, m)                   (torch: m.lerp_(g, 1 - b1))
+//   v = fma((1 - b2) g, g, b2 v)                (torch: v.mul_(b2).addcmul_(g, g, 1 - b2))
+//   denom = sqrt(v) / sqrt(1 - b2^t) + eps      (IEEE sqrt and division)
+//   p = p - (step_size m) / denom,  step_size = lr / (1 - b1^t)   (torch: p.addcdiv_(m, denom, -step_size))
+// The scalars are bae_ref::AdamScalars: Python-float (f64) values rounded to f32, as torch does.
 // Optionally writes a bf16 shadow of the updated parameters (operands of the bf16 GEMMs).
 //
 // Launch shape: 1-D grid-stride over all parameters (one buffer holding W_enc, b_enc, W_dec,
@@ -24,10 +23,10 @@ adam_step(float* __restrict__ p, float* __restrict__ m, float* __restrict__ v,
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += stride) {
         const float gi = g[i];
         float mi = m[i], vi = v[i], pi = p[i];
-        mi = __fadd_rn(mi, __fmul_rn(w1, __fsub_rn(gi, mi)));
-        vi = __fadd_rn(__fmul_rn(b2, vi), __fmul_rn(__fmul_rn(w2, gi), gi));
+        mi = __fmaf_rn(w1, __fsub_rn(gi, mi), mi);
+        vi = __fmaf_rn(__fmul_rn(w2, gi), gi, __fmul_rn(b2, vi));
         const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2_sqrt), eps);
-        pi = __fsub_rn(pi, __fmul_rn(step_size, __fdiv_rn(mi, denom)));
+        pi = __fsub_rn(pi, __fdiv_rn(__fmul_rn(step_size, mi), denom));
         m[i] = mi;
         v[i] = vi;
         p[i] = pi;

@@ -29,22 +29,6 @@ impl SignMasks {
     }
 }
 
-/// Everything about the codes' covariance: firing counts, the full co-activation matrix, the term
-/// `D` and the signs. The co-activation matrix is `cols² u32` (256 MiB at 8192 columns); a
-/// training step that needs only `D` and its gradient should use [`CovarianceTerm`].
-#[derive(Clone, Debug)]
-pub struct CovarianceStats {
-    pub n_rows: usize,
-    pub n_cols: usize,
-    /// firing counts `c_j`
-    pub firing: Vec<u32>,
-    /// co-activation counts `N_jk`, full symmetric `cols x cols`, row-major
-    pub coact: Vec<u32>,
-    /// `D = Σ_{j≠k} |C_jk|` with the unbiased covariance
-    pub term: f64,
-    pub signs: SignMasks,
-}
-
 /// The covariance term and what its gradient needs, without the `cols x cols` count matrix.
 #[derive(Clone, Debug)]
 pub struct CovarianceTerm {
@@ -57,6 +41,24 @@ pub struct CovarianceTerm {
     pub signs: SignMasks,
 }
 
+/// Everything about the codes' covariance: [`CovarianceTerm`] (counts, `D`, signs and the
+/// gradient, reached through `Deref`) plus the full co-activation matrix. The matrix is
+/// `cols² u32` (256 MiB at 8192 columns); a training step that needs only `D` and its gradient
+/// should use [`CovarianceTerm`].
+#[derive(Clone, Debug)]
+pub struct CovarianceStats {
+    pub base: CovarianceTerm,
+    /// co-activation counts `N_jk`, full symmetric `cols x cols`, row-major
+    pub coact: Vec<u32>,
+}
+
+impl std::ops::Deref for CovarianceStats {
+    type Target = CovarianceTerm;
+    fn deref(&self) -> &CovarianceTerm {
+        &self.base
+    }
+}
+
 struct Computed {
     n: usize,
     cols: usize,
@@ -64,6 +66,18 @@ struct Computed {
     coact: Option<Vec<u32>>,
     term: f64,
     signs: SignMasks,
+}
+
+impl Computed {
+    fn into_term(self) -> CovarianceTerm {
+        CovarianceTerm {
+            n_rows: self.n,
+            n_cols: self.cols,
+            firing: self.firing,
+            term: self.term,
+            signs: self.signs,
+        }
+    }
 }
 
 /// The unbiased estimator divides by `n - 1`.
@@ -114,14 +128,11 @@ impl CovarianceStats {
 
     #[doc(hidden)]
     pub fn from_columns_with(b: Backend, h: &PackedColumns) -> Result<Self, BitsError> {
-        let c = compute(b, h, true, None)?;
+        let mut c = compute(b, h, true, None)?;
+        let coact = c.coact.take().expect("requested");
         Ok(CovarianceStats {
-            n_rows: c.n,
-            n_cols: c.cols,
-            firing: c.firing,
-            coact: c.coact.expect("requested"),
-            term: c.term,
-            signs: c.signs,
+            base: c.into_term(),
+            coact,
         })
     }
 
@@ -144,39 +155,9 @@ impl CovarianceStats {
         out
     }
 
-    /// Adds `weight * ∂D/∂H` into `out` (`n x cols`, row-major); `rows` must be the same `H`.
-    pub fn add_covariance_grad<T: Real>(&self, rows: &PackedRows, weight: f64, out: &mut [T]) {
-        self.add_covariance_grad_with(Backend::detect(), rows, weight, out)
-    }
-
-    #[doc(hidden)]
-    pub fn add_covariance_grad_with<T: Real>(
-        &self,
-        b: Backend,
-        rows: &PackedRows,
-        weight: f64,
-        out: &mut [T],
-    ) {
-        add_grad(
-            b.check(),
-            self.n_rows,
-            &self.firing,
-            &self.signs,
-            rows,
-            weight,
-            out,
-        )
-    }
-
     /// Drops the count matrix.
     pub fn into_term(self) -> CovarianceTerm {
-        CovarianceTerm {
-            n_rows: self.n_rows,
-            n_cols: self.n_cols,
-            firing: self.firing,
-            term: self.term,
-            signs: self.signs,
-        }
+        self.base
     }
 }
 
@@ -188,14 +169,7 @@ impl CovarianceTerm {
 
     #[doc(hidden)]
     pub fn from_columns_with(b: Backend, h: &PackedColumns) -> Result<Self, BitsError> {
-        let c = compute(b, h, false, None)?;
-        Ok(CovarianceTerm {
-            n_rows: c.n,
-            n_cols: c.cols,
-            firing: c.firing,
-            term: c.term,
-            signs: c.signs,
-        })
+        Ok(compute(b, h, false, None)?.into_term())
     }
 
     /// Recomputes everything for a new batch `h`, reusing the sign-mask buffers (at 8192 columns
@@ -219,13 +193,7 @@ impl CovarianceTerm {
             false,
             Some((old.pos.into_words(), old.neg.into_words())),
         )?;
-        *self = CovarianceTerm {
-            n_rows: c.n,
-            n_cols: c.cols,
-            firing: c.firing,
-            term: c.term,
-            signs: c.signs,
-        };
+        *self = c.into_term();
         Ok(())
     }
 

@@ -109,6 +109,9 @@ EMU_RN(__fdiv_rn, float, a / b)
 EMU_RN(__dadd_rn, double, a + b)
 EMU_RN(__dmul_rn, double, a * b)
 #undef EMU_RN
+inline float __fmaf_rn(float a, float b, float c) {
+  return emu_opaque(std::fma(emu_opaque(a), emu_opaque(b), emu_opaque(c)));
+}
 inline float __fsqrt_rn(float a) { return emu_opaque(std::sqrt(emu_opaque(a))); }
 
 struct __nv_bfloat16 { uint16_t x; };

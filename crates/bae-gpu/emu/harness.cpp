@@ -131,7 +131,8 @@ static void t_adam() {
   for (int t = 1; t <= 5; ++t) { for (auto& x : g) x = unif(-1, 1);
     float ss = (float)(1e-2 / (1 - std::pow(0.9, t))), bc = (float)std::sqrt(1 - std::pow(0.999, t)), w1 = (float)(1 - 0.9), b2 = (float)0.999, w2 = (float)(1 - 0.999), eps = (float)1e-8;
     emu_launch(g1(2, 256), {256}, [&] { adam_step(p.data(), m.data(), v.data(), g.data(), len, ss, bc, w1, b2, w2, eps, sh.data()); });
-    for (int i = 0; i < len; ++i) { mw[i] += w1 * (g[i] - mw[i]); vw[i] = b2 * vw[i] + w2 * g[i] * g[i]; float den = std::sqrt(vw[i]) / bc + eps; pw[i] -= ss * (mw[i] / den); }
+    // torch's f32 order (bae_ref::Adam): fused lerp and addcmul, then p - (step m) / denom
+    for (int i = 0; i < len; ++i) { mw[i] = std::fma(w1, g[i] - mw[i], mw[i]); vw[i] = std::fma(w2 * g[i], g[i], b2 * vw[i]); float den = std::sqrt(vw[i]) / bc + eps; pw[i] -= (ss * mw[i]) / den; }
     CHECK(p == pw && m == mw && v == vw, "adam t=%d", t); }
   for (int i = 0; i < len; ++i) CHECK(sh[i].x == __float2bfloat16(p[i]).x, "shadow");
   printf("adam ok\n"); }

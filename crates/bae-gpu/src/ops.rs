@@ -6,7 +6,7 @@
 use crate::context::{GpuContext, grid1, grid2};
 use crate::error::{GpuError, Result};
 use bae_bits::{PackedColumns, PackedRows, SignMasks};
-use bae_ref::{AdamConfig, Estimator};
+use bae_ref::{AdamConfig, AdamScalars, Estimator};
 use cudarc::driver::{
     CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr, PushKernelArg, ValidAsZeroBits,
 };
@@ -105,74 +105,119 @@ pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(
     Ok(gpu.stream().alloc_zeros(len)?)
 }
 
-/// Row-packed bit matrix on the device (layout of [`PackedRows`]).
-pub struct DevRows {
-    pub n_rows: usize,
-    pub n_cols: usize,
-    pub words: CudaSlice<u64>,
+/// A host bit matrix whose words a device buffer mirrors: [`PackedRows`] or [`PackedColumns`].
+pub trait HostBits: Sized {
+    /// "rows" or "columns", for error messages
+    const WHAT: &'static str;
+    fn word_count(n_rows: usize, n_cols: usize) -> usize;
+    fn shape(&self) -> (usize, usize);
+    fn host_words(&self) -> &[u64];
+    fn from_host_words(
+        n_rows: usize,
+        n_cols: usize,
+        words: Vec<u64>,
+    ) -> std::result::Result<Self, bae_bits::BitsError>;
 }
 
-/// Column-packed bit matrix on the device (layout of [`PackedColumns`]).
-pub struct DevCols {
+impl HostBits for PackedRows {
+    const WHAT: &'static str = "rows";
+    fn word_count(n_rows: usize, n_cols: usize) -> usize {
+        n_rows * n_cols.div_ceil(64)
+    }
+    fn shape(&self) -> (usize, usize) {
+        (self.n_rows(), self.n_cols())
+    }
+    fn host_words(&self) -> &[u64] {
+        self.words()
+    }
+    fn from_host_words(
+        n_rows: usize,
+        n_cols: usize,
+        words: Vec<u64>,
+    ) -> std::result::Result<Self, bae_bits::BitsError> {
+        PackedRows::from_words(n_rows, n_cols, words)
+    }
+}
+
+impl HostBits for PackedColumns {
+    const WHAT: &'static str = "columns";
+    fn word_count(n_rows: usize, n_cols: usize) -> usize {
+        n_cols * n_rows.div_ceil(64)
+    }
+    fn shape(&self) -> (usize, usize) {
+        (self.n_rows(), self.n_cols())
+    }
+    fn host_words(&self) -> &[u64] {
+        self.words()
+    }
+    fn from_host_words(
+        n_rows: usize,
+        n_cols: usize,
+        words: Vec<u64>,
+    ) -> std::result::Result<Self, bae_bits::BitsError> {
+        PackedColumns::from_words(n_rows, n_cols, words)
+    }
+}
+
+/// A packed bit matrix on the device, in the word layout of its host type `H`.
+pub struct DevBits<H> {
     pub n_rows: usize,
     pub n_cols: usize,
     pub words: CudaSlice<u64>,
+    layout: std::marker::PhantomData<H>,
+}
+
+/// Row-packed bit matrix on the device (layout of [`PackedRows`]).
+pub type DevRows = DevBits<PackedRows>;
+/// Column-packed bit matrix on the device (layout of [`PackedColumns`]).
+pub type DevCols = DevBits<PackedColumns>;
+
+impl<H: HostBits> DevBits<H> {
+    /// All words set to `fill` (tests poison with `!0`).
+    pub fn filled(gpu: &GpuContext, n_rows: usize, n_cols: usize, fill: u64) -> Result<Self> {
+        let words = filled(gpu, H::word_count(n_rows, n_cols), fill)?;
+        Ok(Self::from_parts(n_rows, n_cols, words))
+    }
+
+    pub fn zeros(gpu: &GpuContext, n_rows: usize, n_cols: usize) -> Result<Self> {
+        let words = zeros(gpu, H::word_count(n_rows, n_cols))?;
+        Ok(Self::from_parts(n_rows, n_cols, words))
+    }
+
+    pub fn upload(gpu: &GpuContext, h: &H) -> Result<Self> {
+        let (n_rows, n_cols) = h.shape();
+        Ok(Self::from_parts(
+            n_rows,
+            n_cols,
+            upload(gpu, h.host_words())?,
+        ))
+    }
+
+    pub fn download(&self, gpu: &GpuContext) -> Result<H> {
+        let words = download(gpu, &self.words)?;
+        H::from_host_words(self.n_rows, self.n_cols, words)
+            .map_err(|e| GpuError::Invalid(format!("downloaded {}: {e}", H::WHAT)))
+    }
+
+    fn from_parts(n_rows: usize, n_cols: usize, words: CudaSlice<u64>) -> Self {
+        DevBits {
+            n_rows,
+            n_cols,
+            words,
+            layout: std::marker::PhantomData,
+        }
+    }
 }
 
 impl DevRows {
     pub fn words_per_row(&self) -> usize {
         self.n_cols.div_ceil(64)
     }
-
-    /// All words set to `fill` (tests poison with `!0`).
-    pub fn filled(gpu: &GpuContext, n_rows: usize, n_cols: usize, fill: u64) -> Result<Self> {
-        Ok(DevRows {
-            n_rows,
-            n_cols,
-            words: filled(gpu, n_rows * n_cols.div_ceil(64), fill)?,
-        })
-    }
-
-    pub fn upload(gpu: &GpuContext, h: &PackedRows) -> Result<Self> {
-        Ok(DevRows {
-            n_rows: h.n_rows(),
-            n_cols: h.n_cols(),
-            words: upload(gpu, h.words())?,
-        })
-    }
-
-    pub fn download(&self, gpu: &GpuContext) -> Result<PackedRows> {
-        let words = download(gpu, &self.words)?;
-        PackedRows::from_words(self.n_rows, self.n_cols, words)
-            .map_err(|e| GpuError::Invalid(format!("downloaded rows: {e}")))
-    }
 }
 
 impl DevCols {
     pub fn words_per_col(&self) -> usize {
         self.n_rows.div_ceil(64)
-    }
-
-    pub fn filled(gpu: &GpuContext, n_rows: usize, n_cols: usize, fill: u64) -> Result<Self> {
-        Ok(DevCols {
-            n_rows,
-            n_cols,
-            words: filled(gpu, n_cols * n_rows.div_ceil(64), fill)?,
-        })
-    }
-
-    pub fn upload(gpu: &GpuContext, h: &PackedColumns) -> Result<Self> {
-        Ok(DevCols {
-            n_rows: h.n_rows(),
-            n_cols: h.n_cols(),
-            words: upload(gpu, h.words())?,
-        })
-    }
-
-    pub fn download(&self, gpu: &GpuContext) -> Result<PackedColumns> {
-        let words = download(gpu, &self.words)?;
-        PackedColumns::from_words(self.n_rows, self.n_cols, words)
-            .map_err(|e| GpuError::Invalid(format!("downloaded columns: {e}")))
     }
 }
 
@@ -963,15 +1008,7 @@ pub fn adam_step(
     if t == 0 {
         return Err(GpuError::Invalid("Adam step number starts at 1".into()));
     }
-    let t = i32::try_from(t).map_err(|_| GpuError::Invalid("Adam step number too large".into()))?;
-    let step_size = (c.lr / (1.0 - c.beta1.powi(t))) as f32;
-    let bc2_sqrt = (1.0 - c.beta2.powi(t)).sqrt() as f32;
-    let (w1, b2, w2, eps) = (
-        (1.0 - c.beta1) as f32,
-        c.beta2 as f32,
-        (1.0 - c.beta2) as f32,
-        c.eps as f32,
-    );
+    let s = AdamScalars::<f32>::new(c, t);
     let blocks = len.div_ceil(256).min(gpu.sm_count() as usize * 8);
     launch!(
         gpu,
@@ -983,12 +1020,12 @@ pub fn adam_step(
             dpm(gpu, v),
             dp(gpu, g),
             len as i64,
-            step_size,
-            bc2_sqrt,
-            w1,
-            b2,
-            w2,
-            eps,
+            s.step_size,
+            s.bc2_sqrt,
+            s.w1,
+            s.b2,
+            s.w2,
+            s.eps,
             opt_mut(gpu, shadow),
         ]
     );

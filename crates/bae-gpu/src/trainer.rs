@@ -346,7 +346,6 @@ impl GpuTrainer {
             uploaded: [ctx.new_event(None)?, ctx.new_event(None)?],
             book: SlotBook::default(),
         };
-        let nb = dc.div_ceil(64);
         let trainer = GpuTrainer {
             blas,
             layout,
@@ -370,16 +369,8 @@ impl GpuTrainer {
             x_bf: opt_bf(max_n * d)?,
             staging,
             z: stream.alloc_zeros(max_n * dc)?,
-            codes: DevRows {
-                n_rows: max_n,
-                n_cols: dc,
-                words: stream.alloc_zeros(max_n * nb)?,
-            },
-            cols: DevCols {
-                n_rows: max_n,
-                n_cols: dc,
-                words: stream.alloc_zeros(dc * max_n.div_ceil(64))?,
-            },
+            codes: DevRows::zeros(gpu, max_n, dc)?,
+            cols: DevCols::zeros(gpu, max_n, dc)?,
             h: if bf {
                 None
             } else {
@@ -396,16 +387,8 @@ impl GpuTrainer {
             coef: stream.alloc_zeros(dc)?,
             entropy_out: stream.alloc_zeros(2)?,
             signs: DevSigns {
-                pos: DevRows {
-                    n_rows: dc,
-                    n_cols: dc,
-                    words: stream.alloc_zeros(dc * nb)?,
-                },
-                neg: DevRows {
-                    n_rows: dc,
-                    n_cols: dc,
-                    words: stream.alloc_zeros(dc * nb)?,
-                },
+                pos: DevRows::zeros(gpu, dc, dc)?,
+                neg: DevRows::zeros(gpu, dc, dc)?,
             },
             q: stream.alloc_zeros(dc)?,
             abs_sum: stream.alloc_zeros(1)?,

@@ -25,6 +25,8 @@ pub trait Float:
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
     fn powi(self, n: i32) -> Self;
+    /// `self * a + b` with one rounding (a fused multiply-add)
+    fn mul_add(self, a: Self, b: Self) -> Self;
     fn is_finite(self) -> bool;
     /// `C = alpha * op(A) * op(B) + beta * C` on row-major slices; `op` transposes when asked.
     /// `A` is stored as `m x k` (or `k x m` when `a_t`), `B` as `k x n` (or `n x k` when `b_t`).
@@ -65,6 +67,10 @@ macro_rules! impl_float {
             }
             fn powi(self, n: i32) -> Self {
                 <$t>::powi(self, n)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)

@@ -12,7 +12,7 @@ mod float;
 mod model;
 mod params;
 
-pub use adam::{Adam, AdamConfig};
+pub use adam::{Adam, AdamConfig, AdamScalars};
 pub use arch::{Arch, Estimator};
 pub use float::Float;
 pub use model::{

@@ -4,6 +4,7 @@
 //! product and the covariance gradient count `n * cols * cols` bit products (the multiply-adds of
 //! the dense `H S` they replace).
 
+use bae_bits::xorshift::XorShift64;
 use bae_bits::{
     Backend, CovarianceStats, CovarianceTerm, PackedRows, coactivation_counts, firing_counts,
     firing_counts_rows, sign_product,
@@ -14,13 +15,8 @@ use std::time::Duration;
 
 /// Pre-activations with a spread of per-feature biases, so firing rates range over (0, 1).
 fn random_z(n: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    let mut rng = XorShift64::new(seed);
+    let mut next = move || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
     let bias: Vec<f32> = (0..cols).map(|_| next() * 0.8).collect();
     (0..n * cols).map(|x| next() + bias[x % cols]).collect()
 }
@@ -28,7 +24,7 @@ fn random_z(n: usize, cols: usize, seed: u64) -> Vec<f32> {
 /// Random bits (density 1/2) straight into packed words.
 fn random_rows(n: usize, cols: usize, seed: u64) -> PackedRows {
     let wpr = cols.div_ceil(64);
-    let mut s = seed | 1;
+    let mut rng = XorShift64::new(seed);
     let tail = if cols.is_multiple_of(64) {
         !0
     } else {
@@ -36,9 +32,7 @@ fn random_rows(n: usize, cols: usize, seed: u64) -> PackedRows {
     };
     let words = (0..n * wpr)
         .map(|x| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            let s = rng.next_u64();
             if x % wpr == wpr - 1 { s & tail } else { s }
         })
         .collect();

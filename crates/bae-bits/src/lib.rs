@@ -34,6 +34,8 @@ mod rate_target;
 mod sign_product;
 mod simd;
 mod transpose;
+#[doc(hidden)]
+pub mod xorshift;
 
 pub use coact::coactivation_counts;
 #[doc(hidden)]

@@ -386,15 +386,7 @@ mod tests {
 
     /// Deterministic pseudo-random bits.
     fn bits(seed: u64, n: usize, cols: usize, density_per_col: impl Fn(usize) -> u64) -> Vec<f64> {
-        let mut s = seed | 1;
-        (0..n * cols)
-            .map(|x| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s % 100) < density_per_col(x % cols)) as u8 as f64
-            })
-            .collect()
+        crate::xorshift::XorShift64::new(seed).bits(n, cols, density_per_col)
     }
 
     fn naive_hs(h: &[f64], n: usize, cols: usize, s: &SignMasks) -> Vec<i32> {

@@ -90,14 +90,9 @@ mod tests {
 
     #[test]
     fn transpose64_matches_naive() {
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut a = [0u64; 64];
-        for x in a.iter_mut() {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            *x = s;
-        }
+        let mut rng = crate::xorshift::XorShift64::new(0x9E37_79B9_7F4A_7C15);
+        let a: [u64; 64] = std::array::from_fn(|_| rng.next_u64());
+        let mut a = a;
         let orig = a;
         transpose64(&mut a);
         for (r, &row) in a.iter().enumerate() {
@@ -111,15 +106,12 @@ mod tests {
 
     #[test]
     fn every_backend_transposes_alike() {
-        let mut s = 0x1234_5678_9ABC_DEF1u64;
+        let mut rng = crate::xorshift::XorShift64::new(0x1234_5678_9ABC_DEF1);
         for _ in 0..20 {
-            let mut a = [0u64; 64];
-            for x in a.iter_mut() {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                *x = s & (s >> 3); // sparser bits too
-            }
+            let a: [u64; 64] = std::array::from_fn(|_| {
+                let s = rng.next_u64();
+                s & (s >> 3) // sparser bits too
+            });
             let mut want = a;
             transpose64(&mut want);
             for b in Backend::all_available() {

@@ -119,45 +119,33 @@ pub trait HostBits: Sized {
     ) -> std::result::Result<Self, bae_bits::BitsError>;
 }
 
-impl HostBits for PackedRows {
-    const WHAT: &'static str = "rows";
-    fn word_count(n_rows: usize, n_cols: usize) -> usize {
-        n_rows * n_cols.div_ceil(64)
-    }
-    fn shape(&self) -> (usize, usize) {
-        (self.n_rows(), self.n_cols())
-    }
-    fn host_words(&self) -> &[u64] {
-        self.words()
-    }
-    fn from_host_words(
-        n_rows: usize,
-        n_cols: usize,
-        words: Vec<u64>,
-    ) -> std::result::Result<Self, bae_bits::BitsError> {
-        PackedRows::from_words(n_rows, n_cols, words)
-    }
+macro_rules! host_bits {
+    ($t:ty, $what:literal, |$r:ident, $c:ident| $words:expr) => {
+        impl HostBits for $t {
+            const WHAT: &'static str = $what;
+            fn word_count($r: usize, $c: usize) -> usize {
+                $words
+            }
+            fn shape(&self) -> (usize, usize) {
+                (self.n_rows(), self.n_cols())
+            }
+            fn host_words(&self) -> &[u64] {
+                self.words()
+            }
+            fn from_host_words(
+                n_rows: usize,
+                n_cols: usize,
+                words: Vec<u64>,
+            ) -> std::result::Result<Self, bae_bits::BitsError> {
+                <$t>::from_words(n_rows, n_cols, words)
+            }
+        }
+    };
 }
-
-impl HostBits for PackedColumns {
-    const WHAT: &'static str = "columns";
-    fn word_count(n_rows: usize, n_cols: usize) -> usize {
-        n_cols * n_rows.div_ceil(64)
-    }
-    fn shape(&self) -> (usize, usize) {
-        (self.n_rows(), self.n_cols())
-    }
-    fn host_words(&self) -> &[u64] {
-        self.words()
-    }
-    fn from_host_words(
-        n_rows: usize,
-        n_cols: usize,
-        words: Vec<u64>,
-    ) -> std::result::Result<Self, bae_bits::BitsError> {
-        PackedColumns::from_words(n_rows, n_cols, words)
-    }
-}
+host_bits!(PackedRows, "rows", |n_rows, n_cols| n_rows
+    * n_cols.div_ceil(64));
+host_bits!(PackedColumns, "columns", |n_rows, n_cols| n_cols
+    * n_rows.div_ceil(64));
 
 /// A packed bit matrix on the device, in the word layout of its host type `H`.
 pub struct DevBits<H> {

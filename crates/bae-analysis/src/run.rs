@@ -1,114 +1,23 @@
-//! A finished `bae train` run folder: its config, its weights and the data it was trained on.
+//! A finished `bae train` run folder ([`TrainedRun`], defined beside the trainer) and the LLM it
+//! was extracted from.
 
-use bae_ref::{Arch, Params};
-use bae_train::TrainConfig;
-use std::path::{Path, PathBuf};
+pub use bae_train::TrainedRun;
+use std::path::Path;
 
-/// `config.json` + `model.safetensors` of a run folder, checked against each other.
-#[derive(Clone, Debug)]
-pub struct TrainedRun {
-    pub dir: PathBuf,
-    pub config: TrainConfig,
-    pub arch: Arch,
-    pub params: Params<f32>,
-}
-
-impl TrainedRun {
-    /// Opens `dir`; `d` is read from the model file itself (W_enc is [d, d']).
-    pub fn open(dir: &Path) -> Result<TrainedRun, String> {
-        if !dir.is_dir() {
-            return Err(format!(
-                "{}: not a run folder (no such directory)",
-                dir.display()
-            ));
-        }
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
-            format!(
-                "{}: cannot read the run config ({e}); is this a `bae train` folder?",
-                cfg_path.display()
-            )
-        })?;
-        let config: TrainConfig = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a bae run config: {e}", cfg_path.display()))?;
-        let arch = config
-            .arch()
-            .map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        let model = dir.join("model.safetensors");
-        if !model.is_file() {
-            return Err(format!(
-                "{}: the run folder has no model (training unfinished? `bae train --resume {}` completes it)",
-                model.display(),
-                dir.display()
-            ));
-        }
-        let (d, dc) = model_shape(&model)?;
-        let params = bae_train::load_init(&model, d, dc)?;
-        Ok(TrainedRun {
-            dir: dir.to_path_buf(),
-            config,
-            arch,
-            params,
-        })
+/// Opens the LLM GGUF `model` and checks that its width is the autoencoder's; `hint` ends the
+/// missing-file line (how to get the file, or how to skip the part that needs it).
+pub fn open_llm(run: &TrainedRun, model: &Path, hint: &str) -> Result<bae_llm::Gguf, String> {
+    if !model.is_file() {
+        return Err(format!("{}: no such model file ({hint})", model.display()));
     }
-
-    pub fn d(&self) -> usize {
-        self.params.d
+    let gguf = bae_llm::Gguf::open(model).map_err(|e| e.to_string())?;
+    let width = gguf.llama_config().map_err(|e| e.to_string())?.d_model;
+    if width != run.d() {
+        return Err(format!(
+            "{}: the model is {width} wide, the autoencoder's activations are {}",
+            model.display(),
+            run.d()
+        ));
     }
-
-    pub fn d_code(&self) -> usize {
-        self.params.d_code
-    }
-
-    /// Checks that the rows of `src` (read from `data`) are as wide as the autoencoder's input.
-    pub fn check_rows(&self, src: &dyn bae_train::RowSource, data: &Path) -> Result<(), String> {
-        if src.dim() == self.d() {
-            return Ok(());
-        }
-        Err(format!(
-            "{}: rows are {} wide, the model {} expects {}",
-            data.display(),
-            src.dim(),
-            self.dir.join("model.safetensors").display(),
-            self.d()
-        ))
-    }
-
-    /// Opens the LLM GGUF `model` and checks that its width is the autoencoder's; `hint` ends the
-    /// missing-file line (how to get the file, or how to skip the part that needs it).
-    pub fn open_llm(&self, model: &Path, hint: &str) -> Result<bae_llm::Gguf, String> {
-        if !model.is_file() {
-            return Err(format!("{}: no such model file ({hint})", model.display()));
-        }
-        let gguf = bae_llm::Gguf::open(model).map_err(|e| e.to_string())?;
-        let width = gguf.llama_config().map_err(|e| e.to_string())?.d_model;
-        if width != self.d() {
-            return Err(format!(
-                "{}: the model is {width} wide, the autoencoder's activations are {}",
-                model.display(),
-                self.d()
-            ));
-        }
-        Ok(gguf)
-    }
-
-    /// The training data recorded in the config (an extract folder or an activation file).
-    pub fn data(&self) -> &Path {
-        &self.config.data
-    }
-}
-
-/// (d, d') from the shape of `W_enc` in a model file.
-fn model_shape(path: &Path) -> Result<(usize, usize), String> {
-    let (map, _) = bae_io::load_tensors(path).map_err(|e| e.to_string())?;
-    let w = map
-        .get("W_enc")
-        .ok_or_else(|| format!("{}: no tensor W_enc (not a bae model)", path.display()))?;
-    match w.shape.as_slice() {
-        [d, dc] if *d > 0 && *dc > 0 => Ok((*d, *dc)),
-        s => Err(format!(
-            "{}: W_enc has shape {s:?}, expected [d, d']",
-            path.display()
-        )),
-    }
+    Ok(gguf)
 }

@@ -284,7 +284,7 @@ where
 
 /// SplitMix64 step (the generator of the bootstrap's resampling).
 #[inline]
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -294,12 +294,12 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 /// Uniform integer in `0..m` (`m > 0`), Lemire's multiply-shift (bias < m / 2^64).
 #[inline]
-fn below(state: &mut u64, m: usize) -> usize {
+pub(crate) fn below(state: &mut u64, m: usize) -> usize {
     ((splitmix64(state) as u128 * m as u128) >> 64) as usize
 }
 
 /// Linear-interpolation quantile (type 7) of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;

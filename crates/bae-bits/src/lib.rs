@@ -31,6 +31,7 @@ mod firing;
 mod packed;
 mod panel;
 mod rate_target;
+pub mod set_entropy;
 mod sign_product;
 mod simd;
 mod transpose;

@@ -40,6 +40,7 @@ pub use export_format::{
 pub use extract_store::ShardStore;
 pub use folder_lock::{FolderLock, LOCK_FILE};
 pub use jsonl::JsonlWriter;
+pub use safetensors_file::{TensorLayout, tensor_layout};
 pub use tensors::{
     Tensor, Tensor64, TensorFile, load_tensors, load_tensors_f64, load_tensors_f64_only,
     save_tensors, save_tensors_f64, take_tensor, take_tensor_f64,

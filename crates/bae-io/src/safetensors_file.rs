@@ -402,3 +402,35 @@ mod tests {
         assert!(e.to_string().contains("two tensors named \"w\""));
     }
 }
+
+/// Where one tensor of a safetensors file lies, for mapping it from elsewhere (numpy's memmap in
+/// the Python package).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorLayout {
+    pub name: String,
+    /// as written in the file: "F32", "BF16", "I32", ...
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    /// absolute byte offset of the data in the file
+    pub offset: usize,
+    /// data length in bytes
+    pub len: usize,
+}
+
+/// The tensors of the safetensors file at `path`, sorted by name, after the same checks every
+/// reader of the crate makes.
+pub fn tensor_layout(path: &Path) -> Result<Vec<TensorLayout>> {
+    let map = crate::activations::map_file(path)?;
+    let header = parse_header(path, &map)?;
+    Ok(header
+        .tensors
+        .into_iter()
+        .map(|t| TensorLayout {
+            len: t.end - t.start,
+            offset: t.start,
+            name: t.name,
+            dtype: t.dtype,
+            shape: t.shape,
+        })
+        .collect())
+}

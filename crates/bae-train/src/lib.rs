@@ -10,6 +10,7 @@ pub mod engine;
 pub mod eval;
 pub mod memory;
 pub mod plots;
+pub mod run_folder;
 pub mod store;
 pub mod synth;
 pub mod trainer;
@@ -18,6 +19,7 @@ pub use config::{ArchKind, TrainConfig};
 pub use data::{MemoryRows, RowSource, Schedule};
 pub use engine::Device;
 pub use eval::{EvalReport, evaluate};
+pub use run_folder::TrainedRun;
 pub use trainer::{
     RunOptions, TrainError, TrainOutcome, TrainState, init_params, load_init, save_model, train,
 };

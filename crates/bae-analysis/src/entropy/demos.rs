@@ -35,7 +35,7 @@ pub fn by_demonstrations(
     est: &EstimateOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<CurvePoint>, String> {
-    let mut gguf = run.open_llm(model, "bash scripts/setup.sh fetches the default")?;
+    let mut gguf = crate::run::open_llm(run, model, "bash scripts/setup.sh fetches the default")?;
     let tokenizer = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
     let load = bae_llm::LoadOptions {
         n_layers: None,

@@ -2,7 +2,7 @@
 //! estimates of one set, curves by block, by token position and by number of in-context
 //! demonstrations, and the synthetic ground-truth benchmark.
 //!
-//! Every set gets the same three estimates ([`estimate::estimate`]): the paper's marginal sum, its
+//! Every set gets the same three estimates ([`estimate`]): the paper's marginal sum, its
 //! Miller–Madow correction and the Chow–Liu tree bound, each with a bootstrap interval over
 //! documents.
 
@@ -11,11 +11,10 @@ pub mod blocks;
 pub mod chart;
 pub mod codes;
 pub mod demos;
-pub mod estimate;
 pub mod icl;
 
+pub use bae_bits::set_entropy::{Estimate, EstimateOptions, SetEntropy, estimate, groups_from_ids};
 pub use codes::{CodeSet, encode_set, read_set};
-pub use estimate::{Estimate, EstimateOptions, SetEntropy, estimate, groups_from_ids};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -173,7 +173,8 @@ fn downstream(
     ds: &DownstreamOptions,
     show_progress: bool,
 ) -> Result<Fidelity, String> {
-    let mut gguf = run.open_llm(
+    let mut gguf = crate::run::open_llm(
+        run,
         &ds.model,
         "bash scripts/setup.sh fetches the default; --no-downstream skips this part",
     )?;

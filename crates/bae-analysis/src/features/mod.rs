@@ -215,7 +215,11 @@ pub fn collect_features(opts: &FeatureOptions) -> Result<FeatureSet, String> {
     }
     let store = ShardStore::open(&data).map_err(|e| e.to_string())?;
     run.check_rows(&store, &data)?;
-    let mut gguf = run.open_llm(&opts.model, "bash scripts/setup.sh fetches the default")?;
+    let mut gguf = crate::run::open_llm(
+        &run,
+        &opts.model,
+        "bash scripts/setup.sh fetches the default",
+    )?;
     let tok = bae_llm::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
     let (rows, what) = corpus_rows(&run, &store, &data, opts.rows)?;
     let pb = crate::eval::bar(opts.show_progress, 2 * rows.len() as u64, "rows");

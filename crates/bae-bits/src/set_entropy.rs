@@ -1,13 +1,11 @@
 //! Every entropy estimate of one set of codes, with bootstrap intervals over documents: the
 //! paper's marginal sum (plug-in), its Miller–Madow correction, and the Chow–Liu tree bound.
 
-use bae_bits::{
-    PackedRows, bootstrap_interval, coactivation_counts, firing_counts_rows, marginal_bits,
-    miller_madow_bits, tree_bits,
+use crate::estimators::{below, quantile, splitmix64};
+use crate::{
+    PackedRows, TreeBound, bootstrap_interval, coactivation_counts, firing_counts_rows,
+    marginal_bits, miller_madow_bits, tree_bits,
 };
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 /// How the intervals are drawn.
 #[derive(Clone, Debug)]
@@ -33,7 +31,8 @@ impl Default for EstimateOptions {
 }
 
 /// One estimate in bits with its bootstrap interval (None when not drawn).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Estimate {
     pub bits: f64,
     pub lo: Option<f64>,
@@ -59,7 +58,8 @@ impl Estimate {
 }
 
 /// The estimates of one set of codes.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SetEntropy {
     pub rows: usize,
     /// bootstrap groups
@@ -149,7 +149,7 @@ fn gather_rows(codes: &PackedRows, rows: &[usize]) -> PackedRows {
     PackedRows::from_words(rows.len(), codes.n_cols(), words).expect("same width")
 }
 
-fn tree_of(codes: &PackedRows) -> bae_bits::TreeBound {
+fn tree_of(codes: &PackedRows) -> TreeBound {
     let coact = coactivation_counts(&codes.to_columns());
     tree_bits(&coact, codes.n_rows() as u64)
 }
@@ -171,12 +171,13 @@ fn tree_interval(
     for (i, &g) in groups.iter().enumerate() {
         members[g as usize].push(i);
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x7472_6565);
+    let mut state = opts.seed ^ 0x7472_6565;
+    splitmix64(&mut state);
     let mut reps: Vec<f64> = (0..opts.tree_reps)
         .map(|_| {
             let mut rows = Vec::with_capacity(codes.n_rows());
             for _ in 0..n_groups {
-                rows.extend_from_slice(&members[rng.random_range(0..n_groups)]);
+                rows.extend_from_slice(&members[below(&mut state, n_groups)]);
             }
             tree_of(&gather_rows(codes, &rows)).bits
         })
@@ -186,17 +187,6 @@ fn tree_interval(
         2.0 * estimate - quantile(&reps, (1.0 + opts.level) / 2.0),
         2.0 * estimate - quantile(&reps, (1.0 - opts.level) / 2.0),
     )
-}
-
-/// Linear-interpolation quantile of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (i, f) = (pos.floor() as usize, pos - pos.floor());
-    if i + 1 < sorted.len() {
-        sorted[i] * (1.0 - f) + sorted[i + 1] * f
-    } else {
-        sorted[i]
-    }
 }
 
 /// Every estimate of the set `codes` (one row per hidden state); `groups[i]` is row i's bootstrap

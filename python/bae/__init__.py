@@ -130,7 +130,8 @@ def load_reference(path: "str | Path") -> dict[str, np.ndarray]:
     """The tensors of an export's reference.safetensors (`bae export --with-reference N`):
     x, hidden_pre, feature_acts, sae_out, as float32 arrays."""
     p = Path(path)
-    return _native.read_tensors(str(p / "reference.safetensors" if p.is_dir() else p))
+    t = _native.read_tensors(str(p / "reference.safetensors" if p.is_dir() else p))
+    return {k: v.astype(np.float32) for k, v in t.items()}
 
 
 _NUMPY_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I32": np.int32,

@@ -2,10 +2,10 @@
 """Round trip of `bae export --format saelens` through the real SAELens 6 package.
 
 For each export folder (written with `bae export ... --with-reference N`):
-  * SAE.load_from_disk loads it (a BAE after bae_reader.saelens registers "binary");
+  * SAE.load_from_disk loads it (a BAE after bae.saelens registers "binary");
   * SAELens's encode / decode / forward on the N reference rows (real hidden states from the run's
     validation split) are compared with bae's own outputs stored by the export (reference.safetensors);
-  * python/bae_reader (numpy) is compared with both, from the export folder and from the run folder;
+  * the `bae` package (python/) is compared with both, from the export folder and from the run folder;
   * for TopK, the effect of SAELens's ReLU on the kept values is measured (rows where bae's k-th
     largest pre-activation is negative), also with k raised at inference on the same weights.
 
@@ -29,10 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
-
-import bae_reader  # noqa: E402
+import bae  # the package of python/ (scripts/saelens_setup.sh installs it into the venv)
 
 
 def row_rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,7 +70,7 @@ def check_one(folder: Path, tol: float, torch, SAE) -> tuple[dict, list[str]]:
     cfg = json.loads((folder / "cfg.json").read_text())
     if not (folder / "reference.safetensors").is_file():
         raise SystemExit(f"{folder}: no reference.safetensors; export with `bae export ... --with-reference 512`")
-    ref = bae_reader.load_reference(folder)
+    ref = bae.load_reference(folder)
     x, z_ref, f_ref, out_ref = ref["x"], ref["hidden_pre"], ref["feature_acts"], ref["sae_out"]
     arch = cfg["architecture"]
     failures: list[str] = []
@@ -97,20 +94,19 @@ def check_one(folder: Path, tol: float, torch, SAE) -> tuple[dict, list[str]]:
         out_sl = sae.decode(f_sl).numpy()
         fwd_sl = sae(xt).numpy()
         f_sl = f_sl.numpy()
-    sp = bae_reader._read_tensors(folder / "sparsity.safetensors")["sparsity"]
+    sp = bae.read_tensors(folder / "sparsity.safetensors")["sparsity"]
     res["sparsity_shape"] = list(sp.shape)
     # log10(density + 1e-10) is at most log10(1 + 1e-10), a hair above 0
     if list(sp.shape) != [cfg["d_sae"]] or not (sp <= 1e-6).all():
         failures.append(f"{folder}: sparsity.safetensors has shape {list(sp.shape)} or values > 0")
 
     # the numpy module, from the export and from the run folder
-    mod = bae_reader.load(folder)
+    mod = bae.load(folder)
     run_dir = Path(marker["run"])
-    mod_run = bae_reader.load(run_dir) if run_dir.is_dir() else None
+    mod_run = bae.load(run_dir) if run_dir.is_dir() else None
     if mod_run is not None:
-        same = all(
-            np.array_equal(getattr(mod, n), getattr(mod_run, n)) for n in ("W_enc", "b_enc", "W_dec", "b_dec")
-        )
+        w, w_run = mod.weights(), mod_run.weights()
+        same = all(np.array_equal(w[n], w_run[n]) for n in ("W_enc", "b_enc", "W_dec", "b_dec"))
         res["module_run_weights_equal"] = same
         if not same:
             failures.append(f"{folder}: weights differ from the run folder's model.safetensors")
@@ -165,9 +161,9 @@ def check_one(folder: Path, tol: float, torch, SAE) -> tuple[dict, list[str]]:
         for kk in (k, 64, 128, 256, 512, 1024, 2048):
             if kk < k or kk > cfg["d_sae"]:
                 continue
-            mod.k = kk
-            fb, ob = mod.forward(x, semantics="bae")
-            fs, os_ = mod.forward(x, semantics="saelens")
+            mod_k = mod.with_k(kk)
+            fb, ob = mod_k.forward(x, semantics="bae")
+            fs, os_ = mod_k.forward(x, semantics="saelens")
             sweep.append(
                 {
                     "k": kk,
@@ -179,11 +175,10 @@ def check_one(folder: Path, tol: float, torch, SAE) -> tuple[dict, list[str]]:
                     "fvu_saelens": fvu(x, os_),
                 }
             )
-        mod.k = k
         res["k_sweep"] = sweep
     elif arch == "jumprelu":
-        theta = float(mod.threshold[0])
-        flips = ((z_sl > mod.threshold) != (z_ref > mod.threshold)).sum()
+        theta = float(mod.threshold)
+        flips = ((z_sl > theta) != (z_ref > theta)).sum()
         res["threshold"] = theta
         res["threshold_flips"] = int(flips)
         res["active"] = int((f_ref != 0).sum())
@@ -211,7 +206,7 @@ def main() -> int:
     import sae_lens
     from sae_lens import SAE
 
-    import bae_reader.saelens  # noqa: F401  (registers "binary")
+    import bae.saelens  # noqa: F401  (registers "binary")
 
     torch.set_grad_enabled(False)
     print(f"sae_lens {sae_lens.__version__}, torch {torch.__version__}, numpy {np.__version__}; tolerance {a.tol:g}")

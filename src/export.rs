@@ -16,8 +16,8 @@ const AFTER_HELP: &str = "\
   relu-l1  -> \"standard\"
   topk     -> \"topk\" (k)
   jumprelu -> \"jumprelu\" (threshold = the fixed theta for every feature)
-  bae      -> \"binary\": not a SAELens architecture; python/bae_reader reads it with numpy and
-              registers it with SAELens (import bae_reader.saelens), codes = 1[x W_enc + b_enc > 0]
+  bae      -> \"binary\": not a SAELens architecture; the `bae` Python package (python/) reads it and
+              registers it with SAELens (import bae.saelens), codes = 1[x W_enc + b_enc > 0]
 Files: cfg.json, sae_weights.safetensors (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in],
 b_dec [d_in], f32; apply_b_dec_to_input false, normalize_activations \"none\"), sparsity.safetensors
 (log10 feature density on the run's validation rows), bae_export.json (provenance and notes), and with

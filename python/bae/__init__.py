@@ -46,6 +46,7 @@ __all__ = [
     "CodeStore",
     "load",
     "load_reference",
+    "read_tensors",
     "open_store",
     "open_codes",
     "firing_counts",
@@ -108,6 +109,22 @@ class Model:
             return out
         return np.where(z > self.threshold, np.maximum(z, 0), 0).astype(np.float32)
 
+    def codes(self, x: Any) -> np.ndarray:
+        """Which features are active, as a bool array [n, d'] (a BAE's codes; z > 0 gives 1)."""
+        if self.arch == "bae":
+            return self._m.encode(x, False)
+        return self._m.encode(x, True) != 0
+
+    def forward(self, x: Any, semantics: str = "bae") -> "tuple[np.ndarray, np.ndarray]":
+        """(features as float32 [n, d'], reconstruction float32 [n, d]) under `semantics`."""
+        feats = self.encode(x, packed=False, semantics=semantics)
+        feats = np.asarray(feats, dtype=np.float32)
+        return feats, self.decode(feats)
+
+    def with_k(self, k: int) -> "Model":
+        """The same TopK model keeping k values a row (a sweep over k at inference)."""
+        return Model(self._m.with_k(k))
+
     def decode(self, codes: Any) -> np.ndarray:
         """Reconstruction act W_dec + b_dec (float32 [n, d]) from PackedCodes or a 2-D array."""
         return self._m.decode(codes)
@@ -124,6 +141,11 @@ def load(path: "str | Path") -> Model:
     """Opens a `bae train` run folder (config.json + model.safetensors) or a `bae export --format
     saelens` folder (cfg.json + sae_weights.safetensors)."""
     return Model(_native.load(str(path)))
+
+
+def read_tensors(path: "str | Path") -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as a float64 array (exact for F16/BF16/F32/F64)."""
+    return _native.read_tensors(str(path))
 
 
 def load_reference(path: "str | Path") -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """The "binary" architecture for SAELens 6, so that `SAE.load_from_disk` loads a BAE exported by
 `bae export --format saelens`.
 
-    import bae_reader.saelens          # registers "binary" (idempotent)
+    import bae.saelens                 # registers "binary" (idempotent)
     from sae_lens import SAE
     sae = SAE.load_from_disk("runs/main-saelens")
     codes = sae.encode(x)              # 0/1 floats: 1[x W_enc + b_enc > 0], strictly positive

@@ -123,3 +123,28 @@ def test_bad_folders_and_inputs_raise_the_cli_message(tmp_path, tiny_run):
     with pytest.raises(bae.BaeError, match="semantics"):
         m.encode(np.zeros((2, 16)), semantics="other")
     json.dumps(m.config)
+
+
+def test_with_k_forward_and_codes(tmp_path, tiny_run):
+    _, data, _ = tiny_run
+    run = tmp_path / "topk"
+    run_cli("train", "--device", "cpu", "--arch", "topk", "--k", "5", "--data", str(data), "--out", str(run),
+            "--steps", "10", "--batch-size", "64", "--quiet")
+    m = bae.load(run)
+    x = synth_x(data)[:40]
+    m9 = m.with_k(9)
+    assert (m9.k, m.k) == (9, 5)
+    feats, out = m9.forward(x)
+    assert ((feats != 0).sum(axis=1) >= 9).all()
+    np.testing.assert_array_equal(m9.codes(x), feats != 0)
+    np.testing.assert_array_equal(out, m9.decode(feats))
+    with pytest.raises(bae.BaeError, match="not topk"):
+        bae.load(tiny_run[0]).with_k(3)
+
+
+def test_stubs_name_every_native_function_and_class():
+    import re
+    stub = (ROOT / "python/bae/_native.pyi").read_text()
+    declared = set(re.findall(r"^(?:def|class) (\w+)", stub, flags=re.M))
+    public = {n for n in dir(bae._native) if not n.startswith("_")}
+    assert public <= declared, f"not in _native.pyi: {sorted(public - declared)}"

@@ -7,7 +7,7 @@
 //! | relu-l1 | `standard` | `relu(z)`, `z = x W_enc + b_enc`: the same as bae |
 //! | topk | `topk` (`k`) | `relu` of the k largest `z`: bae (official) keeps negative ones and ties |
 //! | jumprelu | `jumprelu` (`threshold` = θ everywhere) | `relu(z)·1[z > θ]`: the same as bae's `z·1[z > θ]` for θ ≥ 0 |
-//! | bae | `binary` (not in SAELens; `python/bae_reader` registers it) | `1[z > 0]` |
+//! | bae | `binary` (not in SAELens; `bae.saelens` of the Python package registers it) | `1[z > 0]` |
 //!
 //! The folder is written into a temporary sibling and renamed into place, so `--out` holds either
 //! the previous content or the complete new export. An existing non-empty `--out` is replaced
@@ -123,7 +123,7 @@ impl ExportReport {
         }
         l.push(match c.architecture {
             SaeArchitecture::Binary => format!(
-                "load: python/bae_reader (numpy): bae_reader.load(\"{0}\"); in SAELens: bae_reader.saelens.register(), then SAE.load_from_disk(\"{0}\")",
+                "load: Python (pip install ./python): bae.load(\"{0}\"); in SAELens: import bae.saelens, then SAE.load_from_disk(\"{0}\")",
                 self.out.display()
             ),
             _ => format!(
@@ -356,7 +356,7 @@ pub fn differences(arch: &Arch, d_sae: usize, stats: Option<&DensityStats>) -> V
         Arch::Bae { .. } => {
             notes.push(
                 "SAELens has no binary architecture: cfg.json declares \"binary\", which SAE.load_from_disk loads after \
-                 bae_reader.saelens.register() (python/bae_reader); features are the codes 1[x W_enc + b_enc > 0] \
+                 import bae.saelens (the Python package, python/); features are the codes 1[x W_enc + b_enc > 0] \
                  (strict: z = 0 gives 0), the reconstruction codes W_dec + b_dec"
                     .into(),
             );

@@ -120,7 +120,7 @@ fn read_json(path: &Path) -> Value {
 
 /// SAELens 6's documented forward (sae_lens/saes/*.py) from an export folder's tensors, in f64:
 /// z = (x - b_dec * apply_b_dec_to_input) W_enc + b_enc; standard relu(z); topk: relu of exactly the k
-/// largest; jumprelu relu(z) * 1[z > threshold]; (bae_reader's) binary 1[z > 0]; out = a W_dec + b_dec.
+/// largest; jumprelu relu(z) * 1[z > threshold]; (bae.saelens's) binary 1[z > 0]; out = a W_dec + b_dec.
 fn saelens_forward(dir: &Path, x: &[f32], n: usize) -> (Vec<f64>, Vec<f64>) {
     let cfg = read_json(&dir.join(export_files::CFG));
     let t = read_st(&dir.join(export_files::WEIGHTS));

@@ -69,7 +69,7 @@ pub enum SaeArchitecture {
     TopK { k: usize },
     /// `relu(z) · 1[z > threshold]` (bae's fixed-threshold jumprelu)
     JumpRelu,
-    /// not in SAELens: `1[x W_enc + b_enc > 0]`; registered by `python/bae_reader`
+    /// not in SAELens: `1[x W_enc + b_enc > 0]`; registered by the `bae` Python package (`bae.saelens`)
     Binary,
 }
 

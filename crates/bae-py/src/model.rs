@@ -316,6 +316,27 @@ impl Model {
         matrix(py, x_hat, n, self.params.d)
     }
 
+    /// The same TopK model keeping `k` values a row (for sweeps over k at inference).
+    fn with_k(&self, k: usize) -> PyResult<Model> {
+        let Arch::TopK { l1, .. } = self.arch else {
+            return Err(bae_err(format!(
+                "with_k: the model is {}, not topk",
+                self.arch.name()
+            )));
+        };
+        if k == 0 {
+            return Err(bae_err("with_k: k must be at least 1"));
+        }
+        Ok(Model {
+            arch: Arch::TopK { k, l1 },
+            params: self.params.clone(),
+            path: self.path.clone(),
+            kind: self.kind,
+            config_json: self.config_json.clone(),
+            summary_json: self.summary_json.clone(),
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Model(arch={:?}, d={}, d_code={}, path={:?})",

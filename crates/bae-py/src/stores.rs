@@ -121,10 +121,12 @@ fn read_codes<'py>(
     ))
 }
 
-/// Every tensor of a safetensors file as float32 arrays (name -> array of its shape).
+/// Every tensor of a safetensors file as float64 arrays (exact for F32 and F64 files) (name -> array of its shape).
 #[pyfunction]
 fn read_tensors<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
-    let (map, _) = py.detach(|| bae_io::load_tensors(&path)).map_err(bae_err)?;
+    let (map, _) = py
+        .detach(|| bae_io::load_tensors_f64(&path))
+        .map_err(bae_err)?;
     let out = PyDict::new(py);
     for (name, t) in map {
         let arr = PyArray1::from_vec(py, t.data).reshape(t.shape)?;

@@ -222,7 +222,14 @@ pub(crate) fn panel_block_fused(
     }
 }
 
-/// Co-activation counts of a block from the plain column layout (portable back ends).
+/// AVX2 present (cached by std's feature detection).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// Co-activation counts of a block from the plain column layout (portable back ends; the
+/// POPCNT back end's tiles in AVX2 where the CPU has it).
 /// Columns at or beyond `cols` count as zero.
 pub(crate) fn column_block_counts(
     b: Backend,
@@ -235,6 +242,11 @@ pub(crate) fn column_block_counts(
 ) {
     assert!(words.len() == wpc * cols);
     match b {
+        // SAFETY: the back end (POPCNT) was checked to be available, AVX2 is detected here
+        #[cfg(target_arch = "x86_64")]
+        Backend::Popcnt | Backend::Avx512 if has_avx2() => unsafe {
+            x86::column_block_counts_avx2(words, wpc, cols, jb, kb, counts)
+        },
         #[cfg(target_arch = "x86_64")]
         Backend::Popcnt | Backend::Avx512 => unsafe {
             x86::column_block_counts_popcnt(words, wpc, cols, jb, kb, counts)

@@ -23,6 +23,107 @@ pub unsafe fn column_block_counts_popcnt(
     portable::column_block_counts(words, wpc, cols, jb, kb, counts)
 }
 
+// ---- AVX2 (CPUs without AVX-512: the Popcnt back end uses it when present) ----
+
+/// Byte-wise popcount of a 256-bit vector (nibble table lookups, Muła et al.).
+#[inline(always)]
+unsafe fn popcount_bytes(x: __m256i, lut: __m256i, low: __m256i) -> __m256i {
+    unsafe {
+        let lo = _mm256_and_si256(x, low);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
+        _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
+    }
+}
+
+/// AND-popcounts of a 2 x 4 tile of columns over `w4` 4-word steps: byte counters (at most 8 a
+/// step) folded into u64 lanes with VPSADBW every 31 steps, before a byte can overflow.
+#[inline(always)]
+unsafe fn tile_2x4_avx2(a: [&[u64]; 2], b: [&[u64]; 4], w4: usize) -> [[u32; 4]; 2] {
+    unsafe {
+        let lut = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
+            3, 3, 4,
+        );
+        let low = _mm256_set1_epi8(0x0f);
+        let zero = _mm256_setzero_si256();
+        let mut wide = [[zero; 4]; 2];
+        let mut step = 0;
+        while step < w4 {
+            let end = (step + 31).min(w4);
+            let mut bytes = [[zero; 4]; 2];
+            for s in step..end {
+                let at = |c: &[u64]| _mm256_loadu_si256(c.as_ptr().add(4 * s).cast());
+                let (x0, x1) = (at(a[0]), at(a[1]));
+                for q in 0..4 {
+                    let y = at(b[q]);
+                    let c0 = popcount_bytes(_mm256_and_si256(x0, y), lut, low);
+                    let c1 = popcount_bytes(_mm256_and_si256(x1, y), lut, low);
+                    bytes[0][q] = _mm256_add_epi8(bytes[0][q], c0);
+                    bytes[1][q] = _mm256_add_epi8(bytes[1][q], c1);
+                }
+            }
+            for r in 0..2 {
+                for q in 0..4 {
+                    wide[r][q] = _mm256_add_epi64(wide[r][q], _mm256_sad_epu8(bytes[r][q], zero));
+                }
+            }
+            step = end;
+        }
+        let mut out = [[0u32; 4]; 2];
+        for r in 0..2 {
+            for q in 0..4 {
+                let mut lanes = [0u64; 4];
+                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), wide[r][q]);
+                out[r][q] = lanes.iter().sum::<u64>() as u32;
+            }
+        }
+        out
+    }
+}
+
+/// [`portable::column_block_counts`] with the AND-popcounts of each 2 x 4 tile in AVX2 (whole
+/// 4-word steps) and scalar POPCNT for the last `wpc % 4` words.
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn column_block_counts_avx2(
+    words: &[u64],
+    wpc: usize,
+    cols: usize,
+    jb: usize,
+    kb: usize,
+    counts: &mut [u32; 4096],
+) {
+    counts.fill(0);
+    if cols == 0 {
+        return;
+    }
+    let col = |j: usize| &words[j.min(cols - 1) * wpc..(j.min(cols - 1) + 1) * wpc];
+    let (j0, k0) = (jb * 64, kb * 64);
+    let jn = cols.saturating_sub(j0).min(64);
+    let kn = cols.saturating_sub(k0).min(64);
+    let w4 = wpc / 4;
+    for jj in (0..jn).step_by(2) {
+        let a = [col(j0 + jj), col(j0 + jj + 1)];
+        for kk in (0..kn).step_by(4) {
+            let b: [&[u64]; 4] = std::array::from_fn(|q| col(k0 + kk + q));
+            // SAFETY: every column has wpc >= 4 * w4 words; AVX2 is enabled on this function
+            let mut acc = unsafe { tile_2x4_avx2(a, b, w4) };
+            for w in 4 * w4..wpc {
+                for q in 0..4 {
+                    acc[0][q] += (a[0][w] & b[q][w]).count_ones();
+                    acc[1][q] += (a[1][w] & b[q][w]).count_ones();
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                for (q, &v) in acc.iter().enumerate() {
+                    if jj + r < jn && kk + q < kn {
+                        counts[(jj + r) * 64 + kk + q] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[target_feature(enable = "popcnt")]
 pub unsafe fn signed_dot_popcnt(row: &[u64], pos: &[u64], neg: &[u64]) -> i32 {
     portable::signed_dot(row, pos, neg)

@@ -11,6 +11,7 @@
     x_hat = m.decode(codes)
 
     store = bae.open_store("data/activations/block15")   # shards as numpy memmaps
+    bae.write_store("acts/gpt2-l6", hidden_states)         # any model's states -> `bae train --data`
     coded = bae.open_codes("runs/main/codes")              # `bae encode` output, still packed
 
 Everything heavy runs in Rust (bae._native) with the GIL released, on all cores. Errors are
@@ -48,6 +49,7 @@ __all__ = [
     "load_reference",
     "read_tensors",
     "open_store",
+    "write_store",
     "open_codes",
     "firing_counts",
     "firing_rates",
@@ -207,6 +209,27 @@ def _memmap(path: str, dtype: str, shape: list[int], offset: int) -> np.ndarray:
     if dtype not in _NUMPY_DTYPES:
         raise BaeError(f"{path}: tensor dtype {dtype} has no numpy equivalent")
     return np.memmap(path, dtype=_NUMPY_DTYPES[dtype], mode="r", offset=offset, shape=tuple(shape))
+
+
+def write_store(path: "str | Path", activations: Any, token_ids: Any = None, doc_ids: Any = None,
+                positions: Any = None, metadata: Optional[dict[str, Any]] = None, dtype: str = "f16",
+                shard_rows: int = 65536, complete: bool = True) -> int:
+    """Appends hidden states (2-D [rows, d], numpy or torch) to an extract store at `path`, in the
+    format `bae extract` writes, so `bae train --data PATH` trains on them. Each shard and then
+    manifest.json is written atomically: an interrupted call leaves its complete shards, and a
+    later call continues the store (same width and dtype). `metadata` may name "model", "block",
+    "tokenizer", "window" and "docs" (document names, indexed by doc_ids); its other entries go to
+    every shard's safetensors metadata as strings. Returns the rows the store holds."""
+    meta = dict(metadata or {})
+    known = {k: meta.pop(k) for k in ("model", "block", "tokenizer", "window", "docs") if k in meta}
+    ids = [None if v is None else np.asarray(v, dtype=np.int32).ravel().tolist()
+           for v in (token_ids, doc_ids, positions)]
+    return _native.write_store(
+        str(path), activations, ids[0], ids[1], ids[2],
+        model=str(known.get("model", "unknown")), block=int(known.get("block", 0)),
+        tokenizer=str(known.get("tokenizer", "")), window=int(known.get("window", 0)),
+        docs=[str(d) for d in known.get("docs", [])], metadata={str(k): str(v) for k, v in meta.items()},
+        dtype=dtype, shard_rows=shard_rows, complete=complete)
 
 
 def open_store(path: "str | Path") -> ActivationStore:

@@ -106,4 +106,20 @@ def open_shards(path: _Path) -> ActivationShards: ...
 def read_codes(
     path: _Path,
 ) -> tuple[PackedCodes, npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int32], str, bool]: ...
+def write_store(
+    path: _Path,
+    activations: npt.ArrayLike,
+    token_ids: Optional[Sequence[int]] = None,
+    doc_ids: Optional[Sequence[int]] = None,
+    positions: Optional[Sequence[int]] = None,
+    model: str = "unknown",
+    block: int = 0,
+    tokenizer: str = "",
+    window: int = 0,
+    docs: Sequence[str] = (),
+    metadata: dict[str, str] = {},
+    dtype: str = "f16",
+    shard_rows: int = 65536,
+    complete: bool = True,
+) -> int: ...
 def read_tensors(path: _Path) -> dict[str, npt.NDArray[np.float64]]: ...

@@ -148,3 +148,33 @@ def test_stubs_name_every_native_function_and_class():
     declared = set(re.findall(r"^(?:def|class) (\w+)", stub, flags=re.M))
     public = {n for n in dir(bae._native) if not n.startswith("_")}
     assert public <= declared, f"not in _native.pyi: {sorted(public - declared)}"
+
+
+def test_write_store_then_train_and_read_back(tmp_path, rng):
+    x = rng.standard_normal((1000, 24)).astype(np.float32)
+    docs = np.repeat(np.arange(10), 100)
+    store = tmp_path / "store"
+    n = bae.write_store(store, x[:600], doc_ids=docs[:600], positions=np.tile(np.arange(100), 6),
+                        metadata={"model": "toy", "block": 3, "docs": [f"d{i}" for i in range(10)], "note": 1},
+                        dtype="f32", shard_rows=250, complete=False)
+    assert n == 600
+    # a second call continues the store (an interrupted writer's shards stay)
+    n = bae.write_store(store, x[600:], doc_ids=docs[600:], positions=np.tile(np.arange(100), 4),
+                        dtype="f32", shard_rows=250)
+    assert n == 1000
+    s = bae.open_store(store)
+    assert len(s) == 1000 and s.d == 24 and [sh.rows for sh in s.shards] == [250, 250, 100, 250, 150]
+    assert s.manifest["model"] == "toy" and s.manifest["block"] == 3 and s.manifest["complete"]
+    np.testing.assert_array_equal(s.rows(np.arange(1000)), x)
+    np.testing.assert_array_equal(s.column("doc_ids"), docs)
+    run = tmp_path / "run"
+    run_cli("train", "--device", "cpu", "--data", str(store), "--out", str(run), "--steps", "10",
+            "--batch-size", "64", "--quiet")
+    assert bae.load(run).d == 24
+    with pytest.raises(bae.BaeError, match="width 24 as f32; these are 5 wide as f32"):
+        bae.write_store(store, x[:, :5], dtype="f32")
+    with pytest.raises(bae.BaeError, match="doc_ids has 3 entries for 4 rows"):
+        bae.write_store(tmp_path / "other", x[:4], doc_ids=[0, 1, 2])
+    f16 = tmp_path / "f16"
+    bae.write_store(f16, x[:10])
+    np.testing.assert_array_equal(bae.open_store(f16).shards[0].activations, x[:10].astype(np.float16))

@@ -26,6 +26,7 @@ mod folder_lock;
 mod jsonl;
 mod npy;
 mod safetensors_file;
+pub mod store_writer;
 mod tensors;
 
 pub use activations::{ACTIVATIONS_TENSOR, ActivationFile, FileFormat, write_activations};
@@ -41,6 +42,7 @@ pub use extract_store::ShardStore;
 pub use folder_lock::{FolderLock, LOCK_FILE};
 pub use jsonl::JsonlWriter;
 pub use safetensors_file::{TensorLayout, tensor_layout};
+pub use store_writer::{StoreInfo, StoreWriter};
 pub use tensors::{
     Tensor, Tensor64, TensorFile, load_tensors, load_tensors_f64, load_tensors_f64_only,
     save_tensors, save_tensors_f64, take_tensor, take_tensor_f64,

@@ -1,14 +1,16 @@
 //! The on-disk stores: the activation shards of `bae extract` (memory-mapped by the Python layer
 //! from the layout read here) and the bit-packed code shards of `bae encode`.
 
-use crate::arrays::matrix;
+use crate::arrays::{f32_matrix, matrix};
 use crate::bae_err;
 use crate::codes::PackedCodes;
 use bae_bits::PackedRows;
-use bae_io::{CodeStore, ShardStore};
+use bae_io::extract_store::OutDtype;
+use bae_io::{CodeStore, ShardStore, StoreInfo, StoreWriter};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// An extract folder (`bae extract` output, or what `write_store` wrote), opened and checked as
@@ -135,7 +137,86 @@ fn read_tensors<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDi
     Ok(out)
 }
 
+/// Appends `activations` (2-D, any float dtype, converted to float32 then stored as `dtype`) to the
+/// store at `path` in shards of `shard_rows`, in the format of `bae extract`; returns the rows the
+/// store holds afterwards. The id columns default to doc 0, positions 0.., token -1.
+#[pyfunction]
+#[pyo3(signature = (path, activations, token_ids = None, doc_ids = None, positions = None,
+    model = String::from("unknown"), block = 0, tokenizer = String::new(), window = 0,
+    docs = Vec::new(), metadata = BTreeMap::new(), dtype = "f16", shard_rows = 65536, complete = true))]
+#[allow(clippy::too_many_arguments)]
+fn write_store(
+    py: Python<'_>,
+    path: PathBuf,
+    activations: &Bound<'_, PyAny>,
+    token_ids: Option<Vec<i32>>,
+    doc_ids: Option<Vec<i32>>,
+    positions: Option<Vec<i32>>,
+    model: String,
+    block: usize,
+    tokenizer: String,
+    window: usize,
+    docs: Vec<String>,
+    metadata: BTreeMap<String, String>,
+    dtype: &str,
+    shard_rows: usize,
+    complete: bool,
+) -> PyResult<u64> {
+    let (acts, n, d) = f32_matrix(activations, "activations")?;
+    let acts = acts.as_slice()?;
+    let dtype = match dtype {
+        "f16" => OutDtype::F16,
+        "bf16" => OutDtype::Bf16,
+        "f32" => OutDtype::F32,
+        other => {
+            return Err(bae_err(format!(
+                "dtype must be f16, bf16 or f32, got {other:?}"
+            )));
+        }
+    };
+    if shard_rows == 0 {
+        return Err(bae_err("shard_rows must be at least 1"));
+    }
+    let column = |name: &str, v: Option<Vec<i32>>, default: &dyn Fn(usize) -> i32| match v {
+        Some(v) if v.len() != n => Err(bae_err(format!(
+            "{name} has {} entries for {n} rows",
+            v.len()
+        ))),
+        Some(v) => Ok(v),
+        None => Ok((0..n).map(default).collect()),
+    };
+    let tok = column("token_ids", token_ids, &|_| -1)?;
+    let doc = column("doc_ids", doc_ids, &|_| 0)?;
+    let pos = column("positions", positions, &|i| i as i32)?;
+    let info = StoreInfo {
+        model,
+        block,
+        tokenizer,
+        window,
+        docs,
+        metadata,
+    };
+    py.detach(|| -> bae_io::Result<u64> {
+        let mut w = StoreWriter::open(&path, d, dtype, info)?;
+        for start in (0..n).step_by(shard_rows) {
+            let end = (start + shard_rows).min(n);
+            w.append(
+                &acts[start * d..end * d],
+                &tok[start..end],
+                &doc[start..end],
+                &pos[start..end],
+            )?;
+        }
+        if complete {
+            w.finish()?;
+        }
+        Ok(w.n_rows())
+    })
+    .map_err(bae_err)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(write_store, m)?)?;
     m.add_function(wrap_pyfunction!(read_tensors, m)?)?;
     m.add_class::<ActivationShards>()?;
     m.add_function(wrap_pyfunction!(open_shards, m)?)?;

@@ -18,8 +18,20 @@
 //! For a training step use [`CovarianceTerm`] (term, signs, gradient; [`CovarianceTerm::update`]
 //! reuses its buffers); [`CovarianceStats`] adds the full `cols²` co-activation matrix.
 //!
+//! ```
+//! use bae_bits::{PackedRows, coactivation_counts, entropy_bits, firing_rates};
+//!
+//! let z = vec![0.3f32, -1.0, 2.0, 0.0, 0.5, 0.1]; // 2 rows x 3 features
+//! let rows = PackedRows::encode_positive(&z, 2, 3); // codes 1[z > 0]
+//! let cols = rows.to_columns();
+//! assert_eq!(firing_rates(&cols), vec![0.5, 0.5, 1.0]);
+//! assert_eq!(coactivation_counts(&cols), vec![1, 0, 1, 0, 1, 1, 1, 1, 2]);
+//! assert!((entropy_bits(&firing_rates(&cols)) - 2.0).abs() < 1e-9);
+//! ```
+//!
 //! The hot kernels have an AVX-512 path (F/BW/VPOPCNTDQ, detected at run time, never assumed at
-//! compile time) and a portable one (plain Rust, with the `popcnt` instruction when present). All
+//! compile time), AVX2 co-activation blocks where AVX-512 is missing, and a portable one (plain
+//! Rust, with the `popcnt` instruction when present). All
 //! give bit-identical results; the hidden `*_with(Backend, ..)` functions pick one for tests and
 //! benches.
 

@@ -56,12 +56,18 @@ def test_saelens_export_loads_as_the_run(tiny_run, tmp_path):
     np.testing.assert_array_equal(e.encode(x, semantics="saelens"), m.encode(x, packed=False).astype(np.float32))
 
 
-def test_sae_baseline_encodes_activations(tmp_path, tiny_run):
+@pytest.fixture(scope="module")
+def topk_run(tiny_run, tmp_path_factory):
+    """A TopK (k = 5) baseline trained by `bae train` on the tiny run's data."""
+    run = tmp_path_factory.mktemp("topk") / "run"
+    run_cli("train", "--device", "cpu", "--arch", "topk", "--k", "5", "--data", str(tiny_run[1]), "--out",
+            str(run), "--steps", "20", "--batch-size", "64", "--quiet")
+    return run
+
+
+def test_sae_baseline_encodes_activations(tiny_run, topk_run):
     _, data, _ = tiny_run
-    run = tmp_path / "topk"
-    run_cli("train", "--device", "cpu", "--arch", "topk", "--k", "5", "--data", str(data), "--out", str(run),
-            "--steps", "20", "--batch-size", "64", "--quiet")
-    m = bae.load(run)
+    m = bae.load(topk_run)
     assert (m.arch, m.k) == ("topk", 5)
     x = synth_x(data)[:50]
     a = m.encode(x)
@@ -125,12 +131,9 @@ def test_bad_folders_and_inputs_raise_the_cli_message(tmp_path, tiny_run):
     json.dumps(m.config)
 
 
-def test_with_k_forward_and_codes(tmp_path, tiny_run):
+def test_with_k_forward_and_codes(tiny_run, topk_run):
     _, data, _ = tiny_run
-    run = tmp_path / "topk"
-    run_cli("train", "--device", "cpu", "--arch", "topk", "--k", "5", "--data", str(data), "--out", str(run),
-            "--steps", "10", "--batch-size", "64", "--quiet")
-    m = bae.load(run)
+    m = bae.load(topk_run)
     x = synth_x(data)[:40]
     m9 = m.with_k(9)
     assert (m9.k, m.k) == (9, 5)

@@ -140,7 +140,12 @@ fn load(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
 }
 
 impl Model {
-    fn check_x(&self, cols: usize) -> PyResult<()> {
+    /// `x` as float32 rows of the model's width, and their number.
+    fn input<'py>(
+        &self,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<(numpy::PyReadonlyArray2<'py, f32>, usize)> {
+        let (x, n, cols) = f32_matrix(x, "x")?;
         if cols != self.params.d {
             return Err(bae_err(format!(
                 "x has {cols} columns, the model ({}) expects {}",
@@ -148,7 +153,7 @@ impl Model {
                 self.params.d
             )));
         }
-        Ok(())
+        Ok((x, n))
     }
 }
 
@@ -232,8 +237,7 @@ impl Model {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let (x, n, cols) = f32_matrix(x, "x")?;
-        self.check_x(cols)?;
+        let (x, n) = self.input(x)?;
         let xs = x.as_slice()?;
         let z = py.detach(|| model::encode_pre(&self.params, xs, n));
         matrix(py, z, n, self.params.d_code)
@@ -248,8 +252,7 @@ impl Model {
         x: &Bound<'py, PyAny>,
         packed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (x, n, cols) = f32_matrix(x, "x")?;
-        self.check_x(cols)?;
+        let (x, n) = self.input(x)?;
         let xs = x.as_slice()?;
         let dc = self.params.d_code;
         if self.arch.is_binary() {
@@ -309,8 +312,7 @@ impl Model {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let (x, n, cols) = f32_matrix(x, "x")?;
-        self.check_x(cols)?;
+        let (x, n) = self.input(x)?;
         let xs = x.as_slice()?;
         let x_hat = py.detach(|| model::forward(&self.params, xs, n, &self.arch).x_hat);
         matrix(py, x_hat, n, self.params.d)

@@ -25,6 +25,32 @@ pub fn column_block_counts(
     kb: usize,
     counts: &mut [u32; 4096],
 ) {
+    column_block_tiles(words, wpc, cols, jb, kb, counts, |a, b| {
+        let mut acc = [[0u32; 4]; 2];
+        for w in 0..wpc {
+            let (x0, x1) = (a[0][w], a[1][w]);
+            for q in 0..4 {
+                let y = b[q][w];
+                acc[0][q] += (x0 & y).count_ones();
+                acc[1][q] += (x1 & y).count_ones();
+            }
+        }
+        acc
+    })
+}
+
+/// The block's 2 x 4 tiles of columns (`a`: two j columns, `b`: four k columns, each `wpc`
+/// words), counted by `tile`; columns at or beyond `cols` repeat the last one and are not stored.
+#[inline(always)]
+pub fn column_block_tiles(
+    words: &[u64],
+    wpc: usize,
+    cols: usize,
+    jb: usize,
+    kb: usize,
+    counts: &mut [u32; 4096],
+    mut tile: impl FnMut([&[u64]; 2], [&[u64]; 4]) -> [[u32; 4]; 2],
+) {
     counts.fill(0);
     if cols == 0 {
         return;
@@ -34,18 +60,10 @@ pub fn column_block_counts(
     let jn = cols.saturating_sub(j0).min(64);
     let kn = cols.saturating_sub(k0).min(64);
     for jj in (0..jn).step_by(2) {
-        let (a0, a1) = (col(j0 + jj), col(j0 + jj + 1));
+        let a = [col(j0 + jj), col(j0 + jj + 1)];
         for kk in (0..kn).step_by(4) {
             let b: [&[u64]; 4] = std::array::from_fn(|q| col(k0 + kk + q));
-            let mut acc = [[0u32; 4]; 2];
-            for w in 0..wpc {
-                let (x0, x1) = (a0[w], a1[w]);
-                for q in 0..4 {
-                    let y = b[q][w];
-                    acc[0][q] += (x0 & y).count_ones();
-                    acc[1][q] += (x1 & y).count_ones();
-                }
-            }
+            let acc = tile(a, b);
             for (r, acc) in acc.iter().enumerate() {
                 for (q, &v) in acc.iter().enumerate() {
                     if jj + r < jn && kk + q < kn {

@@ -92,36 +92,18 @@ pub unsafe fn column_block_counts_avx2(
     kb: usize,
     counts: &mut [u32; 4096],
 ) {
-    counts.fill(0);
-    if cols == 0 {
-        return;
-    }
-    let col = |j: usize| &words[j.min(cols - 1) * wpc..(j.min(cols - 1) + 1) * wpc];
-    let (j0, k0) = (jb * 64, kb * 64);
-    let jn = cols.saturating_sub(j0).min(64);
-    let kn = cols.saturating_sub(k0).min(64);
     let w4 = wpc / 4;
-    for jj in (0..jn).step_by(2) {
-        let a = [col(j0 + jj), col(j0 + jj + 1)];
-        for kk in (0..kn).step_by(4) {
-            let b: [&[u64]; 4] = std::array::from_fn(|q| col(k0 + kk + q));
-            // SAFETY: every column has wpc >= 4 * w4 words; AVX2 is enabled on this function
-            let mut acc = unsafe { tile_2x4_avx2(a, b, w4) };
-            for w in 4 * w4..wpc {
-                for q in 0..4 {
-                    acc[0][q] += (a[0][w] & b[q][w]).count_ones();
-                    acc[1][q] += (a[1][w] & b[q][w]).count_ones();
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                for (q, &v) in acc.iter().enumerate() {
-                    if jj + r < jn && kk + q < kn {
-                        counts[(jj + r) * 64 + kk + q] = v;
-                    }
-                }
+    portable::column_block_tiles(words, wpc, cols, jb, kb, counts, |a, b| {
+        // SAFETY: every column has wpc >= 4 * w4 words; AVX2 is enabled on this function
+        let mut acc = unsafe { tile_2x4_avx2(a, b, w4) };
+        for w in 4 * w4..wpc {
+            for q in 0..4 {
+                acc[0][q] += (a[0][w] & b[q][w]).count_ones();
+                acc[1][q] += (a[1][w] & b[q][w]).count_ones();
             }
         }
-    }
+        acc
+    })
 }
 
 #[target_feature(enable = "popcnt")]

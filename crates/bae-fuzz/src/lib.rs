@@ -130,3 +130,28 @@ pub fn structured_mutation(
     let out = input.to_bytes(main);
     (out.len() <= max_size && out != data).then_some(out)
 }
+
+/// The whole body of a libFuzzer target of `fuzz/` (`bae_fuzz::libfuzzer_target!("npy");`): runs
+/// [`fuzz_one`], and makes half of the mutations this crate's structure-aware ones
+/// ([`structured_mutation`]), half libFuzzer's own. Expands in the target crate, which depends on
+/// `libfuzzer-sys`.
+#[macro_export]
+macro_rules! libfuzzer_target {
+    ($target:literal) => {
+        ::libfuzzer_sys::fuzz_target!(|data: &[u8]| $crate::fuzz_one($target, data));
+
+        ::libfuzzer_sys::fuzz_mutator!(|data: &mut [u8],
+                                        size: usize,
+                                        max_size: usize,
+                                        seed: u32| {
+            if seed & 1 == 0
+                && let Some(m) =
+                    $crate::structured_mutation($target, &data[..size], max_size, seed >> 1)
+            {
+                data[..m.len()].copy_from_slice(&m);
+                return m.len();
+            }
+            ::libfuzzer_sys::fuzzer_mutate(data, size, max_size)
+        });
+    };
+}

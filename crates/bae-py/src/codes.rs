@@ -118,7 +118,7 @@ impl PackedCodes {
     }
 
     /// The codes as a `bool` array `rows x cols`.
-    fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<bool>>> {
+    pub(crate) fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<bool>>> {
         let r = &self.rows;
         let (n, c) = (r.n_rows(), r.n_cols());
         let dense = py.detach(|| {

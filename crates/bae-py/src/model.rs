@@ -264,7 +264,7 @@ impl Model {
             if packed {
                 Ok(Bound::new(py, codes)?.into_any())
             } else {
-                Ok(codes_dense(py, &codes)?.into_any())
+                Ok(codes.to_dense(py)?.into_any())
             }
         } else {
             let act = py.detach(|| {
@@ -348,12 +348,6 @@ impl Model {
             self.path.display().to_string()
         )
     }
-}
-
-fn codes_dense<'py>(py: Python<'py>, c: &PackedCodes) -> PyResult<Bound<'py, PyArray2<bool>>> {
-    let r = &c.rows;
-    let dense: Vec<bool> = py.detach(|| r.to_dense::<f32>().into_iter().map(|v| v > 0.0).collect());
-    matrix(py, dense, r.n_rows(), r.n_cols())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -4,8 +4,10 @@
 //! Work is split into 64x64 blocks of pairs `(jb, kb)`; only `jb <= kb` is computed and the rest
 //! mirrored. A task takes 8 consecutive j-blocks against a few k-blocks, so that its mirrored
 //! sign words for one row are 8 adjacent words (a whole cache line) rather than scattered ones.
-//! For AVX-512 the columns are first re-laid out in 32-bit panels (see `panel.rs`).
+//! For AVX-512 the columns are first re-laid out in 32-bit panels (see `panel.rs`), for AVX2 split
+//! into nibbles (see `nibble.rs`).
 
+use crate::nibble::NibbleColumns;
 use crate::packed::PackedColumns;
 use crate::panel::Panels32;
 use crate::simd::{self, Backend, FUSED_MAX_N, PanelBlock, SignBlock};
@@ -67,6 +69,20 @@ impl<T: Copy> SharedMut<T> {
     }
 }
 
+impl SharedMut<u32> {
+    /// `write_slice` of a block row: a whole one (64) as inlined stores, not a memcpy call.
+    #[inline]
+    unsafe fn write_up_to_64(&self, i: usize, src: &[u32]) {
+        // SAFETY: the caller's promise, passed on
+        unsafe {
+            match src.try_into() {
+                Ok(row) => self.write_array::<64>(i, row),
+                Err(_) => self.write_slice(i, src),
+            }
+        }
+    }
+}
+
 /// Result of [`pair_pass`].
 pub(crate) struct PairPass {
     pub coact: Option<Vec<u32>>,
@@ -89,13 +105,15 @@ pub(crate) fn pair_pass(
 ) -> PairPass {
     let (n, cols) = (h.n_rows(), h.n_cols());
     let nb = cols.div_ceil(64); // also the words per row of a cols x cols bit matrix
-    let mut coact = want_coact.then(|| vec![0u32; cols * cols]);
+    let mut coact = want_coact.then(|| crate::huge::zeroed(cols * cols));
     let (mut pos, mut neg) = reuse.unwrap_or_default();
     let sign_len = if firing.is_some() { cols * nb } else { 0 };
     // every word is overwritten, so stale contents of reused buffers do not matter
     pos.resize(sign_len, 0);
     neg.resize(sign_len, 0);
     let panels = (b == Backend::Avx512).then(|| column_panels(h));
+    let nibbles =
+        simd::uses_nibbles(b).then(|| NibbleColumns::new(h.words(), cols, h.words_per_col()));
     let pass = Pass {
         b,
         h,
@@ -104,6 +122,7 @@ pub(crate) fn pair_pass(
         nb,
         fused: firing.is_some() && panels.is_some() && n <= FUSED_MAX_N,
         panels,
+        nibbles,
         // firing counts padded with zeros to whole blocks
         fpad: firing.map(|f| {
             let mut v = f.to_vec();
@@ -146,6 +165,7 @@ struct Pass<'a> {
     cols: usize,
     nb: usize,
     panels: Option<Panels32>,
+    nibbles: Option<NibbleColumns>,
     fused: bool,
     fpad: Option<Vec<u32>>,
     out_n: Option<SharedMut<u32>>,
@@ -228,9 +248,10 @@ impl Pass<'_> {
             let c = self.out_n.is_some().then_some(counts);
             return simd::panel_block_fused(b, &panel_block(p, jb, kb), s, c, up, un) as u128;
         }
-        match &self.panels {
-            Some(p) => simd::panel_block_counts(b, &panel_block(p, jb, kb), counts),
-            None => {
+        match (&self.panels, &self.nibbles) {
+            (Some(p), _) => simd::panel_block_counts(b, &panel_block(p, jb, kb), counts),
+            (None, Some(nib)) => simd::nibble_block_counts(nib, self.cols, jb, kb, counts),
+            (None, None) => {
                 let (words, wpc) = (self.h.words(), self.h.words_per_col());
                 simd::column_block_counts(b, words, wpc, self.cols, jb, kb, counts)
             }
@@ -255,7 +276,7 @@ impl Pass<'_> {
         let (jn, kn) = ((cols - j0).min(64), (cols - k0).min(64));
         for jj in 0..jn {
             // SAFETY: region owned by this block (see `Pass`)
-            unsafe { out.write_slice((j0 + jj) * cols + k0, &counts[jj * 64..jj * 64 + kn]) };
+            unsafe { out.write_up_to_64((j0 + jj) * cols + k0, &counts[jj * 64..jj * 64 + kn]) };
         }
         if jb != kb {
             let mut col = [0u32; 64];
@@ -264,7 +285,7 @@ impl Pass<'_> {
                     *c = counts[jj * 64 + kk];
                 }
                 // SAFETY: mirror region owned by this block
-                unsafe { out.write_slice((k0 + kk) * cols + j0, &col[..jn]) };
+                unsafe { out.write_up_to_64((k0 + kk) * cols + j0, &col[..jn]) };
             }
         }
     }

@@ -40,6 +40,8 @@ mod covariance;
 mod entropy;
 pub mod estimators;
 mod firing;
+mod huge;
+mod nibble;
 mod packed;
 mod panel;
 mod rate_target;

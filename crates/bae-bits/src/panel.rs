@@ -1,4 +1,5 @@
-//! The 32-bit "panel" layout of the AVX-512 kernels, and a small pool of reusable buffers.
+//! The 32-bit "panel" layout of the AVX-512 kernels, and a small pool of reusable buffers (also
+//! for the nibble layout of the AVX2 kernel).
 //!
 //! A panel interleaves 16 bit vectors (columns of the codes, or rows of a sign mask) word by
 //! word: 32-bit word `w` of vector `16p + l` sits at `(p*wpg32 + w)*16 + l`. One 512-bit load then
@@ -79,7 +80,7 @@ static POOL: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
 const POOL_MAX: usize = 4;
 
 /// A buffer of `len` elements with unspecified contents.
-fn take(len: usize) -> Vec<u32> {
+pub(crate) fn take(len: usize) -> Vec<u32> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     // the smallest that fits, else the largest (to grow)
     let fit = (0..pool.len())
@@ -96,7 +97,7 @@ fn take(len: usize) -> Vec<u32> {
     v
 }
 
-fn give(v: Vec<u32>) {
+pub(crate) fn give(v: Vec<u32>) {
     if v.capacity() == 0 {
         return;
     }

@@ -216,6 +216,28 @@ fn backends_agree() {
     }
 }
 
+/// Long, dense columns: the vector kernels count in byte lanes and must widen them before a
+/// byte overflows (the AVX2 kernel every 31 steps of 256 bits). 66 steps of all-ones columns
+/// reach 8 a byte per step; a missed fold would wrap at 256.
+#[test]
+fn dense_long_columns_count_exactly() {
+    let (n, cols) = (16_700, 70);
+    let mut rng = Rng::new(5);
+    // columns 0..40 always fire; the rest at random, half the time
+    let h: Vec<f64> = (0..n * cols)
+        .map(|i| (i % cols < 40 || rng.next_u64() & 1 == 1) as u8 as f64)
+        .collect();
+    let want: Vec<u32> = naive_coact(&h, n, cols)
+        .into_iter()
+        .map(|v| v as u32)
+        .collect();
+    assert_eq!(want[0], n as u32);
+    let pc = PackedRows::from_dense01(&h, n, cols).to_columns();
+    for b in Backend::all_available() {
+        assert_eq!(bae_bits::coactivation_counts_with(b, &pc), want, "{b:?}");
+    }
+}
+
 #[test]
 fn sign_product_with_arbitrary_masks() {
     // sign_product is defined for any disjoint symmetric masks, not just covariance signs

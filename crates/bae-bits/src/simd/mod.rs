@@ -222,14 +222,21 @@ pub(crate) fn panel_block_fused(
     }
 }
 
-/// AVX2 present (cached by std's feature detection).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
+/// Whether `b`'s co-activation counts from the plain column layout run on nibble-split columns
+/// ([`crate::nibble`]) with the AVX2 kernel: the POPCNT back end on a CPU with AVX2.
+pub(crate) fn uses_nibbles(b: Backend) -> bool {
+    b == Backend::Popcnt && has_avx2()
 }
 
-/// Co-activation counts of a block from the plain column layout (portable back ends; the
-/// POPCNT back end's tiles in AVX2 where the CPU has it).
+/// AVX2 present (cached by std's feature detection).
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Co-activation counts of a block from the plain column layout (portable back ends).
 /// Columns at or beyond `cols` count as zero.
 pub(crate) fn column_block_counts(
     b: Backend,
@@ -242,17 +249,34 @@ pub(crate) fn column_block_counts(
 ) {
     assert!(words.len() == wpc * cols);
     match b {
-        // SAFETY: the back end (POPCNT) was checked to be available, AVX2 is detected here
-        #[cfg(target_arch = "x86_64")]
-        Backend::Popcnt | Backend::Avx512 if has_avx2() => unsafe {
-            x86::column_block_counts_avx2(words, wpc, cols, jb, kb, counts)
-        },
+        // SAFETY: the back end (POPCNT) was checked to be available
         #[cfg(target_arch = "x86_64")]
         Backend::Popcnt | Backend::Avx512 => unsafe {
             x86::column_block_counts_popcnt(words, wpc, cols, jb, kb, counts)
         },
         _ => portable::column_block_counts(words, wpc, cols, jb, kb, counts),
     }
+}
+
+/// Co-activation counts of a block from nibble-split columns; only where [`uses_nibbles`].
+pub(crate) fn nibble_block_counts(
+    nib: &crate::nibble::NibbleColumns,
+    cols: usize,
+    jb: usize,
+    kb: usize,
+    counts: &mut [u32; 4096],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(has_avx2(), "nibble layout without AVX2");
+        // SAFETY: AVX2 was detected just above
+        unsafe { x86::nibble_block_counts_avx2(nib.words(), nib.steps, cols, jb, kb, counts) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!(
+        "nibble layout off x86-64: {:?}",
+        (nib.steps, cols, jb, kb, counts.len())
+    )
 }
 
 /// Signs and absolute values of `d_jk = n*N_jk - c_j*c_k` over one 64x64 block of counts.

@@ -2,6 +2,7 @@
 //! requires the CPU features of its `#[target_feature]`; the dispatchers in `simd` guarantee them.
 
 use super::{HS_KS, HS_ROWS, PanelBlock, SP_I, SP_K, SignBlock, portable};
+use crate::nibble::STEP_U32;
 use std::arch::x86_64::*;
 
 // ---- portable code compiled with the popcnt instruction ----
@@ -25,41 +26,35 @@ pub unsafe fn column_block_counts_popcnt(
 
 // ---- AVX2 (CPUs without AVX-512: the Popcnt back end uses it when present) ----
 
-/// Byte-wise popcount of a 256-bit vector (nibble table lookups, Muła et al.).
+/// AND-popcounts of a 2 x 4 tile of nibble-split columns (see `crate::nibble`) over `steps`
+/// 256-bit steps: per pair and step 2 ANDs, 2 table lookups and 2 byte adds (at most 8 a step)
+/// into byte counters, folded into u64 lanes with VPSADBW every 31 steps, before a byte overflows.
 #[inline(always)]
-unsafe fn popcount_bytes(x: __m256i, lut: __m256i, low: __m256i) -> __m256i {
-    unsafe {
-        let lo = _mm256_and_si256(x, low);
-        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
-        _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi))
-    }
-}
-
-/// AND-popcounts of a 2 x 4 tile of columns over `w4` 4-word steps: byte counters (at most 8 a
-/// step) folded into u64 lanes with VPSADBW every 31 steps, before a byte can overflow.
-#[inline(always)]
-unsafe fn tile_2x4_avx2(a: [&[u64]; 2], b: [&[u64]; 4], w4: usize) -> [[u32; 4]; 2] {
+unsafe fn tile_2x4_nibbles(a: [&[u32]; 2], b: [&[u32]; 4], steps: usize) -> [[u32; 4]; 2] {
     unsafe {
         let lut = _mm256_setr_epi8(
             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
             3, 3, 4,
         );
-        let low = _mm256_set1_epi8(0x0f);
         let zero = _mm256_setzero_si256();
+        let count = |acc: __m256i, x: __m256i, y: __m256i| {
+            _mm256_add_epi8(acc, _mm256_shuffle_epi8(lut, _mm256_and_si256(x, y)))
+        };
         let mut wide = [[zero; 4]; 2];
         let mut step = 0;
-        while step < w4 {
-            let end = (step + 31).min(w4);
+        while step < steps {
+            let end = (step + 31).min(steps);
             let mut bytes = [[zero; 4]; 2];
             for s in step..end {
-                let at = |c: &[u64]| _mm256_loadu_si256(c.as_ptr().add(4 * s).cast());
-                let (x0, x1) = (at(a[0]), at(a[1]));
+                // low nibbles at 0, high nibbles at 8 (u32 elements) of the step's run
+                let at = |c: &[u32], h: usize| {
+                    _mm256_loadu_si256(c.as_ptr().add(STEP_U32 * s + h).cast())
+                };
+                let (a0, a0h, a1, a1h) = (at(a[0], 0), at(a[0], 8), at(a[1], 0), at(a[1], 8));
                 for q in 0..4 {
-                    let y = at(b[q]);
-                    let c0 = popcount_bytes(_mm256_and_si256(x0, y), lut, low);
-                    let c1 = popcount_bytes(_mm256_and_si256(x1, y), lut, low);
-                    bytes[0][q] = _mm256_add_epi8(bytes[0][q], c0);
-                    bytes[1][q] = _mm256_add_epi8(bytes[1][q], c1);
+                    let (y, yh) = (at(b[q], 0), at(b[q], 8));
+                    bytes[0][q] = count(count(bytes[0][q], a0, y), a0h, yh);
+                    bytes[1][q] = count(count(bytes[1][q], a1, y), a1h, yh);
                 }
             }
             for r in 0..2 {
@@ -69,40 +64,47 @@ unsafe fn tile_2x4_avx2(a: [&[u64]; 2], b: [&[u64]; 4], w4: usize) -> [[u32; 4];
             }
             step = end;
         }
-        let mut out = [[0u32; 4]; 2];
-        for r in 0..2 {
-            for q in 0..4 {
-                let mut lanes = [0u64; 4];
-                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), wide[r][q]);
-                out[r][q] = lanes.iter().sum::<u64>() as u32;
-            }
-        }
-        out
+        tile_sums(wide)
     }
 }
 
-/// [`portable::column_block_counts`] with the AND-popcounts of each 2 x 4 tile in AVX2 (whole
-/// 4-word steps) and scalar POPCNT for the last `wpc % 4` words.
-#[target_feature(enable = "avx2,popcnt")]
-pub unsafe fn column_block_counts_avx2(
-    words: &[u64],
-    wpc: usize,
+/// Lane sums of a tile's accumulators: `[r][q]` = the sum of the 4 u64 lanes of `wide[r][q]`
+/// (each below 2^32). Two accumulators share a vector as u32 halves, then halves add up.
+#[inline(always)]
+unsafe fn tile_sums(wide: [[__m256i; 4]; 2]) -> [[u32; 4]; 2] {
+    let mut out = [[0u32; 4]; 2];
+    for (o, w) in out.iter_mut().zip(wide) {
+        // SAFETY: AVX2 is enabled in every caller; the store writes the 16 bytes of `o`
+        unsafe {
+            let t01 = _mm256_or_si256(w[0], _mm256_slli_epi64::<32>(w[1]));
+            let t23 = _mm256_or_si256(w[2], _mm256_slli_epi64::<32>(w[3]));
+            // per 128-bit half: lane 0 of each + lane 1 of each = [q0, q1, q2, q3] of that half
+            let s = _mm256_add_epi32(
+                _mm256_unpacklo_epi64(t01, t23),
+                _mm256_unpackhi_epi64(t01, t23),
+            );
+            let v = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+            _mm_storeu_si128(o.as_mut_ptr().cast(), v);
+        }
+    }
+    out
+}
+
+/// Co-activation counts of block `(jb, kb)` from nibble-split columns (`steps` steps each, see
+/// `crate::nibble`), in 2 x 4 tiles.
+#[target_feature(enable = "avx2")]
+pub unsafe fn nibble_block_counts_avx2(
+    nib: &[u32],
+    steps: usize,
     cols: usize,
     jb: usize,
     kb: usize,
     counts: &mut [u32; 4096],
 ) {
-    let w4 = wpc / 4;
-    portable::column_block_tiles(words, wpc, cols, jb, kb, counts, |a, b| {
-        // SAFETY: every column has wpc >= 4 * w4 words; AVX2 is enabled on this function
-        let mut acc = unsafe { tile_2x4_avx2(a, b, w4) };
-        for w in 4 * w4..wpc {
-            for q in 0..4 {
-                acc[0][q] += (a[0][w] & b[q][w]).count_ones();
-                acc[1][q] += (a[1][w] & b[q][w]).count_ones();
-            }
-        }
-        acc
+    assert_eq!(nib.len(), cols * steps * STEP_U32);
+    portable::column_block_tiles(nib, steps * STEP_U32, cols, jb, kb, counts, |a, b| {
+        // SAFETY: every column has `steps` whole steps (asserted above); AVX2 is enabled here
+        unsafe { tile_2x4_nibbles(a, b, steps) }
     })
 }
 

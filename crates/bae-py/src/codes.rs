@@ -170,9 +170,21 @@ fn pack<T: numpy::Element + Sync>(
             .par_chunks_mut(wpr.max(1))
             .enumerate()
             .for_each(|(i, out)| {
-                for (j, v) in view.row(i).iter().enumerate() {
-                    if set(v) {
-                        out[j / 64] |= 1 << (j % 64);
+                let row = view.row(i);
+                match row.as_slice() {
+                    // contiguous rows: 64 elements to a word, branch-free (vectorised compares)
+                    Some(r) => {
+                        for (o, chunk) in out.iter_mut().zip(r.chunks(64)) {
+                            *o = (chunk.iter().enumerate())
+                                .fold(0, |w, (b, v)| w | (u64::from(set(v)) << b));
+                        }
+                    }
+                    None => {
+                        for (j, v) in row.iter().enumerate() {
+                            if set(v) {
+                                out[j / 64] |= 1 << (j % 64);
+                            }
+                        }
                     }
                 }
             });

@@ -30,10 +30,9 @@
 //! ```
 //!
 //! The hot kernels have an AVX-512 path (F/BW/VPOPCNTDQ, detected at run time, never assumed at
-//! compile time), AVX2 co-activation blocks where AVX-512 is missing, and a portable one (plain
-//! Rust, with the `popcnt` instruction when present). All
-//! give bit-identical results; the hidden `*_with(Backend, ..)` functions pick one for tests and
-//! benches.
+//! compile time), AVX2 co-activation blocks on nibble-split columns where AVX-512 is missing, and a
+//! portable one (plain Rust, with the `popcnt` instruction when present). All give bit-identical
+//! results; the hidden `*_with(Backend, ..)` functions pick one for tests and benches.
 
 mod coact;
 mod covariance;

@@ -1,4 +1,4 @@
-//! AVX-512 kernels (and the portable ones recompiled with `popcnt`). Every `unsafe fn` here
+//! AVX-512 kernels, the AVX2 co-activation tile, and the portable ones recompiled with `popcnt`. Every `unsafe fn` here
 //! requires the CPU features of its `#[target_feature]`; the dispatchers in `simd` guarantee them.
 
 use super::{HS_KS, HS_ROWS, PanelBlock, SP_I, SP_K, SignBlock, portable};

@@ -54,7 +54,12 @@ def main():
         want = hf.T @ hf
         assert np.array_equal(got, want.astype(np.uint32)), "co-activation counts differ"
         assert abs(bae.entropy_bits(codes) - numpy_entropy(h)) < 1e-9 * dc
+        packed = np.packbits(h, axis=1, bitorder="little")
+        assert np.array_equal(codes.words().view(np.uint8)[:, : packed.shape[1]], packed)
         rows = [
+            ("PackedCodes.from_dense (bool h) vs `np.packbits(h, axis=1)`",
+             lambda: bae.PackedCodes.from_dense(h),
+             lambda: np.packbits(h, axis=1, bitorder="little")),
             ("entropy_bits (packed codes) vs `p = h.mean(0)` + formula (bool h)",
              lambda: bae.entropy_bits(codes), lambda: numpy_entropy(h)),
             ("coactivation_counts (packed) vs float32 `h.T @ h`",

@@ -27,6 +27,16 @@ def test_dense_roundtrip_every_dtype_and_order(rng, n, d):
         np.testing.assert_array_equal(c.to_dense(), arr > 0)
 
 
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 63, 64, 65, 71, 130, 1000])
+def test_bool_packing_equals_numpy_packbits(rng, d):
+    # C-contiguous bool rows take their own path (8 bools gathered by one multiply)
+    h = random_bits(rng, 37, d)
+    w = bae.PackedCodes.from_dense(h).words().view(np.uint8)
+    want = np.packbits(h, axis=1, bitorder="little")
+    np.testing.assert_array_equal(w[:, : want.shape[1]], want)
+    assert not w[:, want.shape[1]:].any()
+
+
 def test_strided_views_read_in_place(rng):
     big = random_bits(rng, 200, 150)
     view = big[::3, 5:140:2]

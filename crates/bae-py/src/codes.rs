@@ -40,7 +40,7 @@ impl PackedCodes {
             .next()
             .unwrap_or(0);
         let rows = if let Ok(a) = arr.cast::<PyArray2<bool>>() {
-            pack(py, a.readonly(), |&v| v)
+            pack_bools(py, a.readonly())
         } else if let Ok(a) = arr.cast::<PyArray2<u8>>() {
             pack(py, a.readonly(), |&v| v > 0)
         } else if let Ok(a) = arr.cast::<PyArray2<f32>>() {
@@ -186,6 +186,51 @@ fn pack<T: numpy::Element + Sync>(
                             }
                         }
                     }
+                }
+            });
+    });
+    PackedRows::from_words(n, c, words).expect("packed shape")
+}
+
+/// [`pack`] for bool arrays: a contiguous row is read 8 bools (bytes 0 or 1) at a time as a u64
+/// and gathered into 8 bits with one multiply — each byte's bit lands in the top byte at its own
+/// place (byte i at bit 56 + i), and no two partial products collide, so nothing carries.
+fn pack_bools(py: Python<'_>, a: PyReadonlyArray2<'_, bool>) -> PackedRows {
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    let view = a.as_array();
+    let (n, c) = view.dim();
+    if view.as_slice().is_none() {
+        return pack(py, a, |&v| v);
+    }
+    let wpr = c.div_ceil(64);
+    let mut words = vec![0u64; n * wpr];
+    py.detach(|| {
+        (words.par_chunks_mut(wpr.max(1)).enumerate())
+            .with_min_len(64)
+            .for_each(|(i, out)| {
+                let row = view.row(i);
+                let row = row.as_slice().expect("C-contiguous");
+                // SAFETY: a bool is one byte holding 0 or 1, so the row reads as bytes
+                let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), c) };
+                let whole = row.chunks_exact(8);
+                let tail = whole.remainder();
+                let mut bytes = whole.map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                for (k, o) in out.iter_mut().enumerate() {
+                    let mut w = 0u64;
+                    for g in 0..8 {
+                        let x = match bytes.next() {
+                            Some(x) => x,
+                            // the row's last, partial group of 8
+                            None if 64 * k + 8 * g < c => {
+                                let mut b = [0u8; 8];
+                                b[..tail.len()].copy_from_slice(tail);
+                                u64::from_le_bytes(b)
+                            }
+                            None => 0,
+                        };
+                        w |= (x.wrapping_mul(GATHER) >> 56) << (8 * g);
+                    }
+                    *o = w;
                 }
             });
     });

@@ -10,7 +10,7 @@
 //! Layout: step `s` of a column (its words `4s .. 4s + 4`) is one 64-byte run, the 4 words' low
 //! nibbles then their high nibbles; a column has `steps = ceil(wpc / 4)` steps, missing words zero.
 
-use crate::panel::{give, take};
+use crate::panel::PoolBuf;
 use rayon::prelude::*;
 
 /// u32 elements of one step (8 u64 words).
@@ -20,9 +20,7 @@ const LOW_NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
 
 /// Columns in the nibble-split layout, on a 64-byte boundary.
 pub(crate) struct NibbleColumns {
-    buf: Vec<u32>,
-    off: usize,
-    len: usize,
+    buf: PoolBuf,
     /// 4-word steps per column
     pub steps: usize,
 }
@@ -33,12 +31,10 @@ impl NibbleColumns {
         debug_assert_eq!(words.len(), cols * wpc);
         let steps = wpc.div_ceil(4);
         let per_col = steps * STEP_U32;
-        let len = cols * per_col;
-        let mut buf = take(len + STEP_U32);
-        let off = buf.as_ptr().align_offset(64).min(STEP_U32);
+        let mut buf = PoolBuf::new(cols * per_col);
         if per_col > 0 {
             // every element is written (zeros past the last word): the buffer may be recycled
-            buf[off..off + len]
+            buf.as_mut_slice()
                 .par_chunks_mut(per_col)
                 .zip(words.par_chunks(wpc.max(1)))
                 .for_each(|(dst, src)| {
@@ -55,21 +51,10 @@ impl NibbleColumns {
                     }
                 });
         }
-        NibbleColumns {
-            buf,
-            off,
-            len,
-            steps,
-        }
+        NibbleColumns { buf, steps }
     }
 
     pub fn words(&self) -> &[u32] {
-        &self.buf[self.off..self.off + self.len]
-    }
-}
-
-impl Drop for NibbleColumns {
-    fn drop(&mut self) {
-        give(std::mem::take(&mut self.buf));
+        self.buf.as_slice()
     }
 }

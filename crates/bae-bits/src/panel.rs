@@ -15,9 +15,7 @@ pub(crate) const LANES: usize = 16;
 
 /// Bit vectors in panel layout, on a 64-byte boundary, padded with zero vectors.
 pub(crate) struct Panels32 {
-    buf: Vec<u32>,
-    off: usize,
-    len: usize,
+    buf: PoolBuf,
     /// 32-bit words per vector
     pub wpg32: usize,
 }
@@ -29,12 +27,11 @@ impl Panels32 {
         debug_assert!(pad.is_multiple_of(LANES) && words.len() == n * wpg);
         let wpg32 = 2 * wpg;
         let len = n.div_ceil(pad) * pad * wpg32;
-        let mut buf = take(len + LANES);
-        let off = buf.as_ptr().align_offset(64).min(LANES);
+        let mut buf = PoolBuf::new(len);
         if wpg32 > 0 {
             let zero = vec![0u64; wpg];
             // every element is written (zeros for padding vectors): the buffer may be recycled
-            buf[off..off + len]
+            buf.as_mut_slice()
                 .par_chunks_mut(LANES * wpg32)
                 .enumerate()
                 .for_each(|(p, dst)| {
@@ -54,20 +51,40 @@ impl Panels32 {
                     }
                 });
         }
-        Panels32 {
-            buf,
-            off,
-            len,
-            wpg32,
-        }
+        Panels32 { buf, wpg32 }
     }
 
     pub fn words(&self) -> &[u32] {
-        &self.buf[self.off..self.off + self.len]
+        self.buf.as_slice()
     }
 }
 
-impl Drop for Panels32 {
+/// `len` u32 from the pool (unspecified contents) starting on a 64-byte boundary; back to the
+/// pool when dropped.
+pub(crate) struct PoolBuf {
+    buf: Vec<u32>,
+    off: usize,
+    len: usize,
+}
+
+impl PoolBuf {
+    pub fn new(len: usize) -> Self {
+        const ALIGN_U32: usize = 64 / 4;
+        let buf = take(len + ALIGN_U32);
+        let off = buf.as_ptr().align_offset(64).min(ALIGN_U32);
+        PoolBuf { buf, off, len }
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+impl Drop for PoolBuf {
     fn drop(&mut self) {
         give(std::mem::take(&mut self.buf));
     }
@@ -80,7 +97,7 @@ static POOL: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
 const POOL_MAX: usize = 4;
 
 /// A buffer of `len` elements with unspecified contents.
-pub(crate) fn take(len: usize) -> Vec<u32> {
+fn take(len: usize) -> Vec<u32> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     // the smallest that fits, else the largest (to grow)
     let fit = (0..pool.len())
@@ -97,7 +114,7 @@ pub(crate) fn take(len: usize) -> Vec<u32> {
     v
 }
 
-pub(crate) fn give(v: Vec<u32>) {
+fn give(v: Vec<u32>) {
     if v.capacity() == 0 {
         return;
     }

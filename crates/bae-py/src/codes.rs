@@ -212,22 +212,19 @@ fn pack_bools(py: Python<'_>, a: PyReadonlyArray2<'_, bool>) -> PackedRows {
                 let row = row.as_slice().expect("C-contiguous");
                 // SAFETY: a bool is one byte holding 0 or 1, so the row reads as bytes
                 let row = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), c) };
+                // groups of 8 bools as u64 (the last one zero-padded), then 0 past the row's end
                 let whole = row.chunks_exact(8);
-                let tail = whole.remainder();
-                let mut bytes = whole.map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-                for (k, o) in out.iter_mut().enumerate() {
+                let tail = (!whole.remainder().is_empty()).then(|| {
+                    let mut b = [0u8; 8];
+                    b[..whole.remainder().len()].copy_from_slice(whole.remainder());
+                    u64::from_le_bytes(b)
+                });
+                let mut groups =
+                    (whole.map(|g| u64::from_le_bytes(g.try_into().expect("8")))).chain(tail);
+                for o in out.iter_mut() {
                     let mut w = 0u64;
                     for g in 0..8 {
-                        let x = match bytes.next() {
-                            Some(x) => x,
-                            // the row's last, partial group of 8
-                            None if 64 * k + 8 * g < c => {
-                                let mut b = [0u8; 8];
-                                b[..tail.len()].copy_from_slice(tail);
-                                u64::from_le_bytes(b)
-                            }
-                            None => 0,
-                        };
+                        let x = groups.next().unwrap_or(0);
                         w |= (x.wrapping_mul(GATHER) >> 56) << (8 * g);
                     }
                     *o = w;

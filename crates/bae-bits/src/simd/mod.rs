@@ -273,10 +273,10 @@ pub(crate) fn nibble_block_counts(
         unsafe { x86::nibble_block_counts_avx2(nib.words(), nib.steps, cols, jb, kb, counts) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!(
-        "nibble layout off x86-64: {:?}",
-        (nib.steps, cols, jb, kb, counts.len())
-    )
+    {
+        let _ = (nib, cols, jb, kb, counts);
+        unreachable!("the nibble layout is used on x86-64 with AVX2 only (see `uses_nibbles`)")
+    }
 }
 
 /// Signs and absolute values of `d_jk = n*N_jk - c_j*c_k` over one 64x64 block of counts.
